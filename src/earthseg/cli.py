@@ -1,0 +1,151 @@
+"""The `earthseg` command: one subcommand per stage, each a thin call into the library.
+
+Heavy imports (rasterio, geopandas) happen inside the subcommands so `earthseg --help`
+answers at once, also in images that carry only some extras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from earthseg import __version__
+from earthseg.errors import InputError
+
+EXIT_BAD_INPUT = 2
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from earthseg.synthetic import write_sample_export
+
+    stems = write_sample_export(args.out, scenes=args.scenes, size=args.size, seed=args.seed)
+    print(f"wrote {len(stems)} scenes to {args.out}/images and their labels to {args.out}/labels")
+
+
+def cmd_rasterize(args: argparse.Namespace) -> None:
+    from earthseg.preprocess.rasterize import rasterize_file
+
+    mask = rasterize_file(args.image, args.labels, args.out, all_touched=args.all_touched)
+    print(f"wrote {args.out}: {mask.shape[1]}x{mask.shape[0]}, {mask.mean():.2%} labelled")
+
+
+def cmd_preprocess(args: argparse.Namespace) -> None:
+    from earthseg import processing
+    from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
+    from earthseg.preprocess.splits import parse_fractions
+
+    images = args.images or _processing_default(processing.input_images(), "--images")
+    labels = args.labels or _processing_default(processing.input_labels(), "--labels")
+    out = args.out or _processing_default(processing.output_dir(), "--out")
+    options = PreprocessOptions(
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        splits=parse_fractions(args.splits),
+        seed=args.seed,
+        min_valid=args.min_valid,
+        all_touched=args.all_touched,
+        write_tiles=args.write_tiles,
+    )
+    manifest = build_dataset(images, labels, out, options)
+    totals = manifest["totals"]
+    print(
+        f"{out}: {totals['tiles']} tiles from {totals['scenes']} scenes "
+        f"({totals['dropped_tiles']} dropped as nodata), "
+        f"{totals['positive_fraction']:.1%} of pixels labelled"
+    )
+    for name, split in manifest["splits"].items():
+        print(f"  {name:<10} {split['scenes']:>3} scenes {split['tiles']:>6} tiles  {out / name}")
+    print(f"  manifest   {out / 'manifest.json'}")
+
+
+def _processing_default(path: Path, option: str) -> Path:
+    """Inside a SageMaker Processing job the paths default to its mounts."""
+    if path.exists():
+        return path
+    raise InputError(
+        option,
+        f"was not given and {path} (the SageMaker Processing mount) does not exist",
+        f"pass {option} DIR",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="earthseg",
+        description="Earth-science segmentation on SageMaker: labels to masks, tiles, models.",
+    )
+    parser.add_argument("--version", action="version", version=f"earthseg {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sample = commands.add_parser(
+        "sample",
+        help="write a synthetic ImageLabeler-style export (MODIS-like scenes + dust plume labels)",
+    )
+    sample.add_argument("--out", type=Path, required=True, help="folder to create")
+    sample.add_argument("--scenes", type=int, default=8, help="number of scenes (default 8)")
+    sample.add_argument("--size", type=int, default=1024, help="scene width/height in pixels")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
+    sample.set_defaults(run=cmd_sample)
+
+    rasterize = commands.add_parser(
+        "rasterize", help="burn label polygons into a mask GeoTIFF on a scene's own grid"
+    )
+    rasterize.add_argument("--image", type=Path, required=True, help="scene GeoTIFF")
+    rasterize.add_argument(
+        "--labels", type=Path, required=True, help="labels: .shp, .zip, .geojson or .gpkg"
+    )
+    rasterize.add_argument("--out", type=Path, required=True, help="mask GeoTIFF to write")
+    rasterize.add_argument(
+        "--all-touched", action="store_true", help="mark every pixel a polygon touches"
+    )
+    rasterize.set_defaults(run=cmd_rasterize)
+
+    preprocess = commands.add_parser(
+        "preprocess",
+        help="export -> masks, tiles, scene-grouped splits, packed channels and a manifest",
+        description="Without --images/--labels/--out, reads and writes the SageMaker "
+        "Processing mounts /opt/ml/processing/input/{images,labels} and /opt/ml/processing/output.",
+    )
+    preprocess.add_argument("--images", type=Path, help="folder of scene GeoTIFFs")
+    preprocess.add_argument("--labels", type=Path, help="folder of label files (same stems)")
+    preprocess.add_argument("--out", type=Path, help="dataset folder to create")
+    preprocess.add_argument("--tile-size", type=int, default=256, help="tile side in pixels")
+    preprocess.add_argument("--overlap", type=int, default=0, help="pixels shared by neighbours")
+    preprocess.add_argument(
+        "--splits", default="0.7,0.15,0.15", help="train,validation,test shares of the scenes"
+    )
+    preprocess.add_argument("--seed", type=int, default=0, help="seed of the scene split")
+    preprocess.add_argument(
+        "--min-valid", type=float, default=0.9, help="drop tiles with less valid data than this"
+    )
+    preprocess.add_argument("--all-touched", action="store_true", help="as for rasterize")
+    preprocess.add_argument(
+        "--write-tiles",
+        action="store_true",
+        help="also write tiles/<split>/<tile>.tif + _bitmap.png",
+    )
+    preprocess.set_defaults(run=cmd_preprocess)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="earthseg: %(levelname)s: %(message)s",
+    )
+    run: Callable[[argparse.Namespace], None] = args.run
+    try:
+        run(args)
+    except InputError as error:
+        print(f"earthseg {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

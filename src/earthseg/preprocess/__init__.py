@@ -1,0 +1,1 @@
+"""Labels to training data: pairing, rasterizing, tiling, splitting, packing."""

@@ -1,0 +1,292 @@
+"""Build a training dataset from an ImageLabeler export: the `earthseg preprocess` stage.
+
+Scenes and labels are paired by stem, checked together, split by scene, then read one
+strip of tiles at a time: labels burned on the strip's grid, tiles mostly nodata
+dropped, the rest packed into the split's channel. The output folder appears only
+complete, with the manifest last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.io import DatasetReader
+from rasterio.windows import Window, bounds
+from tqdm import tqdm
+
+from earthseg import __version__
+from earthseg.atomic import PARTIAL_PREFIX, atomic_dir, remove_stale_partials
+from earthseg.errors import InputError
+from earthseg.preprocess.labels import label_files, labels_for_scene
+from earthseg.preprocess.manifest import (
+    MANIFEST,
+    MANIFEST_FORMAT,
+    file_digest,
+    files_digest,
+    read_manifest,
+    run_fingerprint,
+    write_manifest,
+)
+from earthseg.preprocess.pairing import Pair, pair_by_stem
+from earthseg.preprocess.rasterize import burn
+from earthseg.preprocess.scenes import (
+    SceneInfo,
+    check_consistent,
+    describe_scene,
+    open_scene,
+    valid_fraction,
+)
+from earthseg.preprocess.shards import ShardWriter
+from earthseg.preprocess.splits import SPLIT_NAMES, assign_splits
+from earthseg.preprocess.tile_files import write_tile_files
+from earthseg.preprocess.tiling import strips
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreprocessOptions:
+    """Everything besides the inputs that decides a dataset's content."""
+
+    tile_size: int = 256
+    overlap: int = 0
+    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    min_valid: float = 0.9
+    all_touched: bool = False
+    write_tiles: bool = False
+
+    def check(self) -> None:
+        if self.tile_size < 16:
+            raise InputError(f"--tile-size {self.tile_size}", "is too small", "use 16 or more")
+        if not 0 <= self.overlap < self.tile_size:
+            raise InputError(
+                f"--overlap {self.overlap}",
+                f"must be at least 0 and less than the tile size {self.tile_size}",
+                f"use e.g. --overlap {self.tile_size // 4}",
+            )
+        if not 0 <= self.min_valid <= 1:
+            raise InputError(
+                f"--min-valid {self.min_valid}", "is not a fraction", "use e.g. --min-valid 0.9"
+            )
+
+
+def build_dataset(
+    images: Path, labels: Path, out: Path, options: PreprocessOptions = PreprocessOptions()
+) -> dict[str, Any]:
+    """Preprocess an export into `out`; return the manifest. A finished identical run is kept.
+
+    Input digests are computed on one background thread and shards written on another
+    while the main thread decodes, so the stage costs little more than reading the scenes.
+    """
+    options.check()
+    out = Path(out)
+    pairs = pair_by_stem(Path(images), Path(labels))
+    scenes = [describe_scene(pair.image) for pair in pairs]
+    check_consistent(scenes)
+    with ThreadPoolExecutor(1, thread_name_prefix="earthseg-digest") as digester:
+        digests = [digester.submit(_input_record, pair) for pair in pairs]
+        existing = read_manifest(out)
+        if existing is not None:
+            fingerprint = _fingerprint([d.result() for d in digests], options)
+            if existing.get("fingerprint") == fingerprint:
+                log.info("%s already holds this dataset (same inputs and options): kept", out)
+                return existing
+        _check_output_free(out)
+        split_of = assign_splits([pair.stem for pair in pairs], options.splits, options.seed)
+        with atomic_dir(out, last=MANIFEST) as partial:
+            with ThreadPoolExecutor(1, thread_name_prefix="earthseg-shards") as shard_io:
+                writers = {
+                    name: ShardWriter(
+                        partial / name,
+                        (options.tile_size, options.tile_size, scenes[0].bands),
+                        np.dtype(scenes[0].dtype),
+                        shard_io,
+                    )
+                    for name in sorted(set(split_of.values()), key=SPLIT_NAMES.index)
+                }
+                tiles, counts = _tile_scenes(pairs, scenes, split_of, writers, partial, options)
+                channels = {name: writer.close() for name, writer in writers.items()}
+            inputs = [
+                {**digest.result(), **count} for digest, count in zip(digests, counts, strict=True)
+            ]
+            fingerprint = _fingerprint(inputs, options)
+            manifest = _manifest(fingerprint, options, scenes[0], inputs, channels, tiles)
+            write_manifest(partial, manifest)
+    return manifest
+
+
+def _tile_scenes(
+    pairs: list[Pair],
+    scenes: list[SceneInfo],
+    split_of: dict[str, str],
+    writers: dict[str, ShardWriter],
+    out: Path,
+    options: PreprocessOptions,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Tile every scene into its split's writer: (tile records, per-scene counts)."""
+    tiles: list[dict[str, Any]] = []
+    counts: list[dict[str, Any]] = []
+    total = sum(_tile_count(scene, options) for scene in scenes)
+    progress = tqdm(total=total, unit="tile", disable=_quiet(), desc="preprocess")
+    # GDAL decodes the blocks of each strip on all cores.
+    with progress, rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+        for pair, scene in zip(pairs, scenes, strict=True):
+            split = split_of[pair.stem]
+            scene_tiles = _tile_scene(pair, writers[split], out, options)
+            dropped = _tile_count(scene, options) - len(scene_tiles)
+            counts.append({"split": split, "tiles": len(scene_tiles), "dropped_tiles": dropped})
+            tiles.extend(scene_tiles)
+            progress.update(len(scene_tiles) + dropped)
+    return tiles, counts
+
+
+def _fingerprint(inputs: list[dict[str, Any]], options: PreprocessOptions) -> str:
+    return run_fingerprint(
+        [f"{i['image']['sha256']} {i['labels']['sha256']}" for i in inputs],
+        dataclasses.asdict(options),
+        __version__,
+    )
+
+
+def _input_record(pair: Pair) -> dict[str, Any]:
+    files = label_files(pair.labels)
+    return {
+        "scene": pair.stem,
+        "image": {"file": pair.image.name, "sha256": file_digest(pair.image)},
+        "labels": {"files": sorted(f.name for f in files), "sha256": files_digest(files)},
+    }
+
+
+def _check_output_free(out: Path) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(out, "exists and is not a folder", "choose a new --out")
+    remove_stale_partials(out)
+    leftovers = [p.name for p in out.iterdir() if not p.name.startswith(PARTIAL_PREFIX)]
+    if leftovers:
+        what = "a different preprocessing run" if (out / MANIFEST).exists() else "other files"
+        raise InputError(
+            out,
+            f"already holds {what} ({', '.join(sorted(leftovers)[:5])})",
+            "choose a new --out, or remove the folder to rebuild it",
+        )
+
+
+def _quiet() -> bool | None:
+    """No progress bar in CI; otherwise tqdm shows one only on a terminal (None)."""
+    return True if os.environ.get("CI", "").lower() == "true" else None
+
+
+def _tile_count(scene: SceneInfo, options: PreprocessOptions) -> int:
+    return sum(
+        len(windows)
+        for _, windows in strips(
+            scene.width, scene.height, options.tile_size, options.overlap, str(scene.path)
+        )
+    )
+
+
+def _tile_scene(
+    pair: Pair, writer: ShardWriter, out: Path, options: PreprocessOptions
+) -> list[dict[str, Any]]:
+    """Pack the tiles of one scene into `writer`; return their manifest entries."""
+    size = options.tile_size
+    records: list[dict[str, Any]] = []
+    with open_scene(pair.image) as dataset:
+        polygons = labels_for_scene(pair.labels, dataset.crs, tuple(dataset.bounds), pair.image)
+        crs = dataset.crs.to_string()
+        # One strip of tiles at a time, pixel-interleaved as training wants it: GDAL fills
+        # that layout directly, for less than transposing rasterio's band-first arrays.
+        data = np.empty((size, dataset.width, dataset.count), dtype=dataset.dtypes[0])
+        for strip, windows in strips(
+            dataset.width, dataset.height, size, options.overlap, str(pair.image)
+        ):
+            dataset.read(window=strip, out=np.moveaxis(data, -1, 0))
+            mask = burn(
+                polygons, data.shape[:2], dataset.window_transform(strip), options.all_touched
+            )
+            for window in windows:
+                columns = slice(window.col_off, window.col_off + size)
+                tile, tile_mask = data[:, columns], mask[:, columns]
+                valid = valid_fraction(dataset, tile, window)
+                if valid < options.min_valid:
+                    continue
+                record = _tile_record(pair.stem, window, dataset, crs, valid, tile_mask)
+                if options.write_tiles:
+                    folder = out / "tiles" / writer.folder.name
+                    write_tile_files(folder, record["id"], tile, tile_mask, dataset, window)
+                shard, index = writer.add(tile, tile_mask)
+                record.update(split=writer.folder.name, shard=shard, index=index)
+                records.append(record)
+    return records
+
+
+def _tile_record(
+    stem: str,
+    window: Window,
+    dataset: DatasetReader,
+    crs: str,
+    valid_fraction: float,
+    mask: np.ndarray,
+) -> dict[str, Any]:
+    row, col = int(window.row_off), int(window.col_off)
+    return {
+        "id": f"{stem}_r{row:05d}_c{col:05d}",
+        "scene": stem,
+        "window": {"col_off": col, "row_off": row, "width": window.width, "height": window.height},
+        "bounds": list(bounds(window, dataset.transform)),
+        "crs": crs,
+        "positive_fraction": float(np.count_nonzero(mask)) / mask.size,
+        "valid_fraction": valid_fraction,
+    }
+
+
+def _manifest(
+    fingerprint: str,
+    options: PreprocessOptions,
+    first_scene: SceneInfo,
+    inputs: list[dict[str, Any]],
+    channels: dict[str, dict[str, Any]],
+    tiles: list[dict[str, Any]],
+) -> dict[str, Any]:
+    scenes_per_split = Counter(record["split"] for record in inputs)
+    pixels = options.tile_size**2
+    positive = sum(t["positive_fraction"] for t in tiles) * pixels
+    return {
+        "format": MANIFEST_FORMAT,
+        "created_by": f"earthseg {__version__}",
+        "fingerprint": fingerprint,
+        "options": dataclasses.asdict(options),
+        "crs": first_scene.crs.to_string(),
+        "bands": first_scene.bands,
+        "dtype": first_scene.dtype,
+        "tile_shape": [options.tile_size, options.tile_size, first_scene.bands],
+        "totals": {
+            "scenes": len(inputs),
+            "tiles": len(tiles),
+            "dropped_tiles": sum(record["dropped_tiles"] for record in inputs),
+            "positive_fraction": positive / max(1, len(tiles) * pixels),
+        },
+        "splits": {
+            name: {
+                "scenes": scenes_per_split[name],
+                "tiles": channel["tiles"],
+                "positive_fraction": channel["positive_fraction"],
+                "shards": len(channel["shards"]),
+            }
+            for name, channel in channels.items()
+        },
+        "inputs": inputs,
+        "tiles": tiles,
+    }

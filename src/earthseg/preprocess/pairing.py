@@ -1,0 +1,59 @@
+"""Pair scenes with their label files by file stem, as ImageLabeler names them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from earthseg.errors import InputError
+from earthseg.preprocess.labels import LABEL_SUFFIXES
+from earthseg.preprocess.scenes import SCENE_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One labelled scene: `high-latitude-dust_2018-01-08_197.tif` + `....shp`."""
+
+    stem: str
+    image: Path
+    labels: Path
+
+
+def files_by_stem(folder: Path, suffixes: tuple[str, ...], option: str) -> dict[str, Path]:
+    """The files in `folder` with one of `suffixes`, keyed by stem; one file per stem."""
+    if not folder.is_dir():
+        raise InputError(folder, "is not a folder", f"pass the export's folder with {option}")
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in suffixes:
+            found.setdefault(path.stem, []).append(path)
+    if not found:
+        raise InputError(
+            folder, f"holds no {'/'.join(suffixes)} files", f"point {option} at the export's files"
+        )
+    clashes = {stem: paths for stem, paths in found.items() if len(paths) > 1}
+    if clashes:
+        listed = "; ".join(", ".join(p.name for p in paths) for paths in clashes.values())
+        raise InputError(folder, f"holds several files for one scene ({listed})", "keep one each")
+    return {stem: paths[0] for stem, paths in found.items()}
+
+
+def pair_by_stem(images: Path, labels: Path) -> list[Pair]:
+    """Every scene with its labels, sorted by stem; any scene or label file alone is an error."""
+    scenes = files_by_stem(Path(images), SCENE_SUFFIXES, "--images")
+    label_sets = files_by_stem(Path(labels), LABEL_SUFFIXES, "--labels")
+    unlabelled = sorted(scenes.keys() - label_sets.keys())
+    if unlabelled:
+        raise InputError(
+            images,
+            f"{len(unlabelled)} scenes have no label file in {labels}: {', '.join(unlabelled)}",
+            "export their labels with the same file stem, or move those scenes out",
+        )
+    orphans = sorted(label_sets.keys() - scenes.keys())
+    if orphans:
+        raise InputError(
+            labels,
+            f"{len(orphans)} label files have no scene in {images}: {', '.join(orphans)}",
+            "add the scenes with the same file stem, or move those labels out",
+        )
+    return [Pair(stem, scenes[stem], label_sets[stem]) for stem in sorted(scenes)]

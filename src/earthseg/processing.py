@@ -1,0 +1,31 @@
+"""SageMaker Processing job contract: where a job's inputs and outputs are mounted.
+
+The training image runs `earthseg preprocess` as a Processing job; without explicit
+paths the command reads `/opt/ml/processing/input/{images,labels}` and writes
+`/opt/ml/processing/output`. `SAGEMAKER_BASE_DIR` relocates /opt/ml for local runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+DEFAULT_BASE_DIR = "/opt/ml"
+
+
+def processing_dir() -> Path:
+    """/opt/ml/processing, or its relocation."""
+    return Path(os.environ.get(BASE_DIR_ENV, DEFAULT_BASE_DIR)) / "processing"
+
+
+def input_images() -> Path:
+    return processing_dir() / "input" / "images"
+
+
+def input_labels() -> Path:
+    return processing_dir() / "input" / "labels"
+
+
+def output_dir() -> Path:
+    return processing_dir() / "output"

@@ -1,0 +1,38 @@
+"""Shared fixtures: the real georeferenced data beside the repo, and exports built from it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = REPO.parent / "shared" / "data" / "real"
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """`../shared/data/real`: small real rasters with vector labels from outside the project."""
+    if not (REAL_DATA / "RGB.byte.tif").is_file():
+        pytest.fail(f"real test data missing: {REAL_DATA} (it ships beside the repo in shared/)")
+    return REAL_DATA
+
+
+def copy_shapefile(source: Path, target: Path, parts: tuple[str, ...] = SHAPEFILE_PARTS) -> Path:
+    """Copy a shapefile and its sidecars under a new stem; return the new .shp."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in parts:
+        shutil.copy(source.with_suffix(suffix), target.with_suffix(suffix))
+    return target.with_suffix(".shp")
+
+
+def landsat_export(folder: Path, real_data: Path, stems: list[str]) -> tuple[Path, Path]:
+    """An export of copies of RGB.byte.tif (projected CRS, nodata collar) with box.shp."""
+    images, labels = folder / "images", folder / "labels"
+    images.mkdir(parents=True)
+    for stem in stems:
+        shutil.copy(real_data / "RGB.byte.tif", images / f"{stem}.tif")
+        copy_shapefile(real_data / "box.shp", labels / f"{stem}.shp")
+    return images, labels
