@@ -134,10 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="earthseg: %(levelname)s: %(message)s",
-    )
+    # Libraries (pyogrio, rasterio) log chatter at INFO: only their warnings get through.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.getLogger("earthseg").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     run: Callable[[argparse.Namespace], None] = args.run
     try:
         run(args)
