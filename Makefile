@@ -16,7 +16,7 @@ help: ## list the targets
 
 setup: $(INSTALLED) ## virtual environment in .venv with the pinned package and dev tools
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml constraints.txt
 	scripts/setup-venv.sh $(PYTHON) $(VENV) 'preprocess,dev'
 	touch $@
 

@@ -50,5 +50,7 @@ fi
 
 spec=$root
 [ -n "$extras" ] && spec="${root}[${extras}]"
-echo "setup-venv: pip install -e '$spec' into $venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -e "$spec"
+# constraints.txt pins what pyproject.toml leaves open: the dependencies' dependencies.
+echo "setup-venv: pip install -e '$spec' -c constraints.txt into $venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+    -c "$root/constraints.txt" -e "$spec"

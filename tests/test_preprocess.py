@@ -213,13 +213,25 @@ def test_a_failure_midway_leaves_nothing_behind(export: Path, tmp_path: Path) ->
     images, labels = tmp_path / "images", tmp_path / "labels"
     shutil.copytree(export / "images", images)
     shutil.copytree(export / "labels", labels)
+    last = sorted(images.glob("*.tif"))[-1]  # tiled after every other scene is packed
+    with open(last, "r+b") as scene:
+        scene.truncate(last.stat().st_size // 2)  # header intact, pixels cut off
+    with pytest.raises(InputError, match=rf"{last.name}: is damaged: rows \d+ to \d+"):
+        build_dataset(images, labels, tmp_path / "out", PreprocessOptions(tile_size=64))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "labels"]
+
+
+def test_labels_off_their_scene_fail_before_any_tile_is_cut(export: Path, tmp_path: Path) -> None:
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    shutil.copytree(export / "images", images)
+    shutil.copytree(export / "labels", labels)
     last = sorted(labels.glob("*.shp"))[-1]
     frame = gpd.read_file(last)
     frame.geometry = frame.geometry.translate(xoff=90)
     for part in labels.glob(f"{last.stem}.*"):
         part.unlink()
     frame.to_file(last)
-    with pytest.raises(InputError, match="no polygon overlaps scene"):
+    with pytest.raises(InputError, match=rf"{last.name}: no polygon overlaps scene {last.stem}"):
         build_dataset(images, labels, tmp_path / "out", PreprocessOptions(tile_size=128))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "labels"]
 

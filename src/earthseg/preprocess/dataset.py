@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.windows import Window, bounds
 from tqdm import tqdm
@@ -93,6 +94,12 @@ def build_dataset(
     pairs = pair_by_stem(Path(images), Path(labels))
     scenes = [describe_scene(pair.image) for pair in pairs]
     check_consistent(scenes)
+    # Every check that can fail on input runs before the first tile is cut.
+    tile_counts = [_tile_count(scene, options) for scene in scenes]
+    polygons = [
+        labels_for_scene(pair.labels, scene.crs, scene.bounds, pair.image)
+        for pair, scene in zip(pairs, scenes, strict=True)
+    ]
     with ThreadPoolExecutor(1, thread_name_prefix="earthseg-digest") as digester:
         digests = [digester.submit(_input_record, pair) for pair in pairs]
         existing = read_manifest(out)
@@ -114,7 +121,9 @@ def build_dataset(
                     )
                     for name in sorted(set(split_of.values()), key=SPLIT_NAMES.index)
                 }
-                tiles, counts = _tile_scenes(pairs, scenes, split_of, writers, partial, options)
+                tiles, counts = _tile_scenes(
+                    pairs, polygons, tile_counts, split_of, writers, partial, options
+                )
                 channels = {name: writer.close() for name, writer in writers.items()}
             inputs = [
                 {**digest.result(), **count} for digest, count in zip(digests, counts, strict=True)
@@ -127,7 +136,8 @@ def build_dataset(
 
 def _tile_scenes(
     pairs: list[Pair],
-    scenes: list[SceneInfo],
+    polygons: list[np.ndarray],
+    tile_counts: list[int],
     split_of: dict[str, str],
     writers: dict[str, ShardWriter],
     out: Path,
@@ -136,14 +146,13 @@ def _tile_scenes(
     """Tile every scene into its split's writer: (tile records, per-scene counts)."""
     tiles: list[dict[str, Any]] = []
     counts: list[dict[str, Any]] = []
-    total = sum(_tile_count(scene, options) for scene in scenes)
-    progress = tqdm(total=total, unit="tile", disable=_quiet(), desc="preprocess")
+    progress = tqdm(total=sum(tile_counts), unit="tile", disable=_quiet(), desc="preprocess")
     # GDAL decodes the blocks of each strip on all cores.
     with progress, rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
-        for pair, scene in zip(pairs, scenes, strict=True):
+        for pair, scene_polygons, count in zip(pairs, polygons, tile_counts, strict=True):
             split = split_of[pair.stem]
-            scene_tiles = _tile_scene(pair, writers[split], out, options)
-            dropped = _tile_count(scene, options) - len(scene_tiles)
+            scene_tiles = _tile_scene(pair, scene_polygons, writers[split], out, options)
+            dropped = count - len(scene_tiles)
             counts.append({"split": split, "tiles": len(scene_tiles), "dropped_tiles": dropped})
             tiles.extend(scene_tiles)
             progress.update(len(scene_tiles) + dropped)
@@ -198,13 +207,12 @@ def _tile_count(scene: SceneInfo, options: PreprocessOptions) -> int:
 
 
 def _tile_scene(
-    pair: Pair, writer: ShardWriter, out: Path, options: PreprocessOptions
+    pair: Pair, polygons: np.ndarray, writer: ShardWriter, out: Path, options: PreprocessOptions
 ) -> list[dict[str, Any]]:
     """Pack the tiles of one scene into `writer`; return their manifest entries."""
     size = options.tile_size
     records: list[dict[str, Any]] = []
     with open_scene(pair.image) as dataset:
-        polygons = labels_for_scene(pair.labels, dataset.crs, tuple(dataset.bounds), pair.image)
         crs = dataset.crs.to_string()
         # One strip of tiles at a time, pixel-interleaved as training wants it: GDAL fills
         # that layout directly, for less than transposing rasterio's band-first arrays.
@@ -212,7 +220,15 @@ def _tile_scene(
         for strip, windows in strips(
             dataset.width, dataset.height, size, options.overlap, str(pair.image)
         ):
-            dataset.read(window=strip, out=np.moveaxis(data, -1, 0))
+            try:
+                dataset.read(window=strip, out=np.moveaxis(data, -1, 0))
+            except RasterioIOError as error:
+                raise InputError(
+                    pair.image,
+                    f"is damaged: rows {strip.row_off} to {strip.row_off + size} cannot be "
+                    f"decoded ({error})",
+                    "export the scene again (`gdalinfo -checksum` shows where it breaks)",
+                ) from error
             mask = burn(
                 polygons, data.shape[:2], dataset.window_transform(strip), options.all_touched
             )
