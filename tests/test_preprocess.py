@@ -164,6 +164,17 @@ def test_tiles_mostly_nodata_are_dropped(real_data: Path, tmp_path: Path) -> Non
     assert everything["totals"]["tiles"] == total
 
 
+def test_a_split_left_without_tiles_is_reported(
+    real_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    images, labels = landsat_export(tmp_path / "export", real_data, ["a", "b", "c"])
+    options = PreprocessOptions(tile_size=700, min_valid=1.0)  # every tile touches the collar
+    manifest = build_dataset(images, labels, tmp_path / "out", options)
+    assert manifest["totals"]["tiles"] == 0
+    for name in SPLITS:
+        assert f"the {name} split has no tiles" in caplog.text
+
+
 def test_single_band_16_bit_scenes_keep_their_dtype(real_data: Path, tmp_path: Path) -> None:
     images, labels = tmp_path / "images", tmp_path / "labels"
     images.mkdir()

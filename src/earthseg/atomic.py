@@ -1,4 +1,8 @@
-"""Outputs that appear only when complete: build in a temporary place, then rename."""
+"""Outputs that appear only when complete: build in a temporary place, then rename.
+
+Temporary names carry the target's name, so a run killed half-way (no `finally` runs on
+SIGKILL) leaves debris that the next run for the same target recognises and removes.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,14 @@ PARTIAL_PREFIX = ".earthseg-partial-"
 @contextlib.contextmanager
 def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only on success."""
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = _partial_name(target.parent, target.suffix)
+    tmp = _partial(target.parent, target)
     try:
-        yield tmp_path
-        os.replace(tmp_path, target)
+        yield tmp
+        os.replace(tmp, target)
     finally:
-        tmp_path.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -37,31 +42,30 @@ def atomic_dir(target: Path, last: str | None = None) -> Iterator[Path]:
     if target.exists() and not target.is_dir():
         raise FileExistsError(f"{target} exists and is not a folder")
     fill_in_place = target.is_dir()
-    parent = target if fill_in_place else target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = _partial_name(parent)
+    workspace = target if fill_in_place else target.parent
+    workspace.mkdir(parents=True, exist_ok=True)
+    tmp = _partial(workspace, target)
     tmp.mkdir()
     try:
         yield tmp
         if not fill_in_place:
             os.rename(tmp, target)
             return
-        entries = sorted(tmp.iterdir(), key=lambda p: p.name == last)
-        for entry in entries:
+        for entry in sorted(tmp.iterdir(), key=lambda p: p.name == last):
             os.rename(entry, target / entry.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _partial_name(folder: Path, suffix: str = "") -> Path:
-    """A fresh name in `folder`; created by the caller so it gets the usual permissions."""
-    return folder / f"{PARTIAL_PREFIX}{uuid.uuid4().hex}{suffix}"
+def _partial(folder: Path, target: Path) -> Path:
+    """A fresh temporary name for `target` in `folder`, after clearing stale ones.
 
-
-def remove_stale_partials(folder: Path) -> None:
-    """Remove what a killed run left half-written in `folder`."""
-    for stale in folder.glob(f"{PARTIAL_PREFIX}*"):
+    Left for the caller to create, so that it gets the usual permissions.
+    """
+    stem = f"{PARTIAL_PREFIX}{target.name}-"
+    for stale in folder.glob(f"{stem}*"):
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
         else:
             stale.unlink(missing_ok=True)
+    return folder / f"{stem}{uuid.uuid4().hex}{target.suffix}"

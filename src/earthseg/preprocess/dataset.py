@@ -25,7 +25,7 @@ from rasterio.windows import Window, bounds
 from tqdm import tqdm
 
 from earthseg import __version__
-from earthseg.atomic import PARTIAL_PREFIX, atomic_dir, remove_stale_partials
+from earthseg.atomic import PARTIAL_PREFIX, atomic_dir
 from earthseg.errors import InputError
 from earthseg.preprocess.labels import label_files, labels_for_scene
 from earthseg.preprocess.manifest import (
@@ -125,6 +125,14 @@ def build_dataset(
                     pairs, polygons, tile_counts, split_of, writers, partial, options
                 )
                 channels = {name: writer.close() for name, writer in writers.items()}
+            for name, channel in channels.items():
+                if not channel["tiles"]:
+                    log.warning(
+                        "the %s split has no tiles: its scenes are mostly nodata at "
+                        "--min-valid %s; try another --seed or a lower --min-valid",
+                        name,
+                        options.min_valid,
+                    )
             inputs = [
                 {**digest.result(), **count} for digest, count in zip(digests, counts, strict=True)
             ]
@@ -181,7 +189,6 @@ def _check_output_free(out: Path) -> None:
         return
     if not out.is_dir():
         raise InputError(out, "exists and is not a folder", "choose a new --out")
-    remove_stale_partials(out)
     leftovers = [p.name for p in out.iterdir() if not p.name.startswith(PARTIAL_PREFIX)]
     if leftovers:
         what = "a different preprocessing run" if (out / MANIFEST).exists() else "other files"
