@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -190,6 +191,31 @@ def test_single_band_16_bit_scenes_keep_their_dtype(real_data: Path, tmp_path: P
     images_, masks = next(read_channel(tmp_path / "out" / "train"))
     assert images_.dtype == np.uint16 and images_.shape[1:] == (300, 300, 1)
     assert masks.mean() == pytest.approx(manifest["splits"]["train"]["positive_fraction"])
+
+
+def test_every_label_format_pairs_by_stem(real_data: Path, tmp_path: Path) -> None:
+    images, labels = landsat_export(tmp_path / "export", real_data, ["shp", "zip", "geopackage"])
+    for part in labels.glob("zip.*"):
+        with zipfile.ZipFile(labels / "zip.zip", "a") as archive:
+            archive.write(part, part.name)
+        part.unlink()
+    gpd.read_file(labels / "geopackage.shp").to_crs("EPSG:4326").to_file(labels / "geopackage.gpkg")
+    for part in labels.glob("geopackage.*"):
+        if part.suffix != ".gpkg":
+            part.unlink()
+    manifest = build_dataset(images, labels, tmp_path / "out", PreprocessOptions(tile_size=128))
+    files = {record["scene"]: record["labels"]["files"] for record in manifest["inputs"]}
+    assert files == {
+        "geopackage": ["geopackage.gpkg"],
+        "shp": ["shp.cpg", "shp.dbf", "shp.prj", "shp.shp", "shp.shx"],
+        "zip": ["zip.zip"],
+    }
+    positives = {
+        scene: sorted(t["positive_fraction"] for t in manifest["tiles"] if t["scene"] == scene)
+        for scene in files
+    }
+    assert positives["zip"] == positives["shp"]
+    assert positives["geopackage"] == positives["shp"]  # reprojected to EPSG:4326 and back
 
 
 def test_unpaired_scenes_and_labels_are_named(export: Path, tmp_path: Path) -> None:
