@@ -17,7 +17,7 @@ help: ## list the targets
 setup: $(INSTALLED) ## virtual environment in .venv with the pinned package and dev tools
 
 $(INSTALLED): pyproject.toml constraints.txt
-	scripts/setup-venv.sh $(PYTHON) $(VENV) 'preprocess,dev'
+	scripts/setup-venv.sh $(PYTHON) $(VENV) 'preprocess,train,tf-cpu,aws,dev'
 	touch $@
 
 docker: ## install Debian's docker.io and docker-compose when missing, start dockerd when none answers

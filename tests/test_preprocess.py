@@ -17,6 +17,7 @@ from rasterio.windows import Window
 from earthseg.cli import main
 from earthseg.errors import InputError
 from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
+from earthseg.preprocess.manifest import file_digest
 from earthseg.preprocess.rasterize import rasterize_file
 from earthseg.preprocess.shards import read_channel
 from earthseg.synthetic import write_sample_export
@@ -54,6 +55,7 @@ def test_splits_are_grouped_by_scene_and_channels_are_written(dataset: Path) -> 
     for name in SPLITS:
         tiles = [t for t in manifest["tiles"] if t["split"] == name]
         channel = json.loads((dataset / name / "shards.json").read_text())
+        assert channel["manifest_sha256"] == file_digest(dataset / "manifest.json")
         assert channel["tiles"] == len(tiles) == manifest["splits"][name]["tiles"] > 0
         assert sum(len(images) for images, _ in read_channel(dataset / name)) == len(tiles)
     assert manifest["totals"]["tiles"] == len(manifest["tiles"])

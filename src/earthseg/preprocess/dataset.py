@@ -46,7 +46,7 @@ from earthseg.preprocess.scenes import (
     open_scene,
     valid_fraction,
 )
-from earthseg.preprocess.shards import ShardWriter
+from earthseg.preprocess.shards import ShardWriter, write_index
 from earthseg.preprocess.splits import SPLIT_NAMES, assign_splits
 from earthseg.preprocess.tile_files import write_tile_files
 from earthseg.preprocess.tiling import strips
@@ -138,7 +138,9 @@ def build_dataset(
             ]
             fingerprint = _fingerprint(inputs, options)
             manifest = _manifest(fingerprint, options, scenes[0], inputs, channels, tiles)
-            write_manifest(partial, manifest)
+            manifest_sha256 = file_digest(write_manifest(partial, manifest))
+            for name, channel in channels.items():
+                write_index(partial / name, channel, manifest_sha256)
     return manifest
 
 

@@ -72,7 +72,10 @@ class ShardWriter:
         return shard_name, index
 
     def close(self) -> dict[str, Any]:
-        """Write the last partial shard, wait for all writes, write and return the index."""
+        """Write the last partial shard, wait for all writes; return the channel's index.
+
+        The caller completes the index with the dataset's identity (`write_index`).
+        """
         if self._filled:
             self._flush()
         self._wait()
@@ -86,7 +89,6 @@ class ShardWriter:
             "positive_fraction": self.positive_pixels / max(1, self.tiles * rows * cols),
             "shards": self.shards,
         }
-        (self.folder / SHARDS_INDEX).write_text(json.dumps(index, indent=2) + "\n")
         return index
 
     def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
@@ -130,12 +132,24 @@ def _save_shard(
     np.save(masks_path, np.packbits(masks[:tiles], axis=-1))
 
 
+def write_index(folder: Path, index: dict[str, Any], manifest_sha256: str) -> None:
+    """Write `shards.json`, naming the manifest so a model trained on the channel can too."""
+    document = {**index, "manifest_sha256": manifest_sha256}
+    (Path(folder) / SHARDS_INDEX).write_text(json.dumps(document, indent=2) + "\n")
+
+
+def read_index(folder: Path) -> dict[str, Any]:
+    """The `shards.json` of a channel folder."""
+    index: dict[str, Any] = json.loads((Path(folder) / SHARDS_INDEX).read_text())
+    return index
+
+
 def read_channel(folder: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(images, masks) of each shard in a channel folder, in order.
 
     Images are memory-mapped; masks come unpacked to (tiles, rows, cols) uint8 0/1.
     """
-    index = json.loads((Path(folder) / SHARDS_INDEX).read_text())
+    index = read_index(folder)
     columns = index["tile_shape"][1]
     for shard in index["shards"]:
         images = np.load(Path(folder) / shard["images"], mmap_mode="r")
