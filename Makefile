@@ -5,11 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DEMO_DIR ?= demo-output
-DEMO_SCENES ?= 8
-DEMO_SIZE ?= 1024
 BASE_IMAGE ?= earthseg-base:bookworm
+FLAVOR ?= gpu
 
-.PHONY: help setup docker test lint format demo bench base-image clean
+.PHONY: help setup docker test lint format demo bench base-image build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -36,23 +35,19 @@ format: setup ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
-demo: setup ## sample export -> preprocess, on bundled synthetic data
-	rm -rf $(DEMO_DIR)
-	$(BIN)/earthseg sample --out $(DEMO_DIR)/export --scenes $(DEMO_SCENES) --size $(DEMO_SIZE) --seed 0
-	$(BIN)/earthseg preprocess --images $(DEMO_DIR)/export/images --labels $(DEMO_DIR)/export/labels \
-		--out $(DEMO_DIR)/dataset --tile-size 256 --seed 0 --write-tiles
-	@echo
-	@echo "Demo outputs:"
-	@echo "  sample export (scenes + shapefiles): $(DEMO_DIR)/export"
-	@echo "  training channels + manifest:        $(DEMO_DIR)/dataset/{train,validation,test}, $(DEMO_DIR)/dataset/manifest.json"
-	@echo "  per-tile GeoTIFFs + _bitmap.png:     $(DEMO_DIR)/dataset/tiles"
-	@echo "Next in the chain (not built yet): train in the training image, serve, predict, report."
+demo: setup ## sample export -> preprocess -> train in the local training container -> test metrics
+	scripts/demo.sh $(DEMO_DIR)
 
-bench: setup ## preprocessing throughput beside the bare rasterio read
+bench: setup ## each stage's throughput beside the baseline it must beat
 	$(BIN)/python bench/preprocess.py
+	$(BIN)/python bench/input_pipeline.py
+	$(BIN)/python bench/train_throughput.py
 
 base-image: docker ## Debian bookworm base image from debootstrap + docker import (no Docker Hub)
 	scripts/base-image.sh $(BASE_IMAGE)
+
+build: docker ## training image earthseg-train:<version>-$(FLAVOR) (FLAVOR=cpu|gpu; gpu is what push sends)
+	BASE_IMAGE=$(BASE_IMAGE) scripts/build-image.sh train $(FLAVOR)
 
 clean: ## remove the demo output and caches (keeps .venv)
 	rm -rf $(DEMO_DIR) .pytest_cache .ruff_cache .mypy_cache

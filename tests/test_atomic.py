@@ -66,3 +66,16 @@ def test_debris_of_a_killed_run_is_cleared_by_the_next_run_for_that_target(
     with atomic_file(tmp_path / "mask.tif") as partial_file:
         partial_file.write_text("m")
     assert not stale_file.exists()
+
+
+def test_replace_swaps_the_old_content_only_once_the_new_is_complete(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "old.onnx").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(model, replace=True) as partial:
+        (partial / "new.onnx").write_text("half")
+        raise RuntimeError("export failed")
+    assert [p.name for p in model.iterdir()] == ["old.onnx"]
+    with atomic_dir(model, replace=True) as partial:
+        (partial / "new.onnx").write_text("new")
+    assert [p.name for p in model.iterdir()] == ["new.onnx"]

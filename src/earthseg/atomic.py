@@ -30,13 +30,14 @@ def atomic_file(target: Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: Path, last: str | None = None) -> Iterator[Path]:
+def atomic_dir(target: Path, last: str | None = None, replace: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it becomes `target`, else it vanishes.
 
-    A missing `target` is created by one rename of a sibling folder. An existing empty
-    `target` (a SageMaker Processing output is a mount point that cannot be replaced) is
-    filled by moving each entry in, with `last` (e.g. the manifest) moved last so that
-    its presence marks a complete output.
+    A missing `target` is created by one rename of a sibling folder. An existing
+    `target` (SageMaker's /opt/ml/model or a Processing output is a mount point that
+    cannot be replaced) is filled by moving each entry in, with `last` (e.g. the
+    manifest) moved last so that its presence marks a complete output; with `replace`,
+    what it held before is removed first, once the new content is complete.
     """
     target = Path(target)
     if target.exists() and not target.is_dir():
@@ -51,6 +52,10 @@ def atomic_dir(target: Path, last: str | None = None) -> Iterator[Path]:
         if not fill_in_place:
             os.rename(tmp, target)
             return
+        if replace:
+            for old in target.iterdir():
+                if old != tmp:
+                    _remove(old)
         for entry in sorted(tmp.iterdir(), key=lambda p: p.name == last):
             os.rename(entry, target / entry.name)
     finally:
@@ -64,8 +69,12 @@ def _partial(folder: Path, target: Path) -> Path:
     """
     stem = f"{PARTIAL_PREFIX}{target.name}-"
     for stale in folder.glob(f"{stem}*"):
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            stale.unlink(missing_ok=True)
+        _remove(stale)
     return folder / f"{stem}{uuid.uuid4().hex}{target.suffix}"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

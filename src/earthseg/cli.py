@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -59,6 +60,15 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
     for name, split in manifest["splits"].items():
         print(f"  {name:<10} {split['scenes']:>3} scenes {split['tiles']:>6} tiles  {out / name}")
     print(f"  manifest   {out / 'manifest.json'}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.base_dir:
+        os.environ["SAGEMAKER_BASE_DIR"] = str(args.base_dir.resolve())
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    from earthseg.train.run import main as train_main
+
+    return train_main()
 
 
 def _processing_default(path: Path, option: str) -> Path:
@@ -129,6 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write tiles/<split>/<tile>.tif + _bitmap.png",
     )
     preprocess.set_defaults(run=cmd_preprocess)
+
+    train = commands.add_parser(
+        "train",
+        help="train the U-Net as a SageMaker training job (the training image's entry point)",
+        description="Reads SageMaker's /opt/ml layout through the sagemaker-training toolkit: "
+        "hyperparameters, channels train/validation[/test]; writes /opt/ml/model, "
+        "/opt/ml/output/data and /opt/ml/checkpoints. Hyperparameters (all optional): "
+        "epochs, batch_size, learning_rate, filters, depth, patience, seed, augment, "
+        "steps_per_epoch.",
+    )
+    train.add_argument(
+        "--base-dir", type=Path, help="use this folder as /opt/ml (sets SAGEMAKER_BASE_DIR)"
+    )
+    train.set_defaults(run=cmd_train)
     return parser
 
 
@@ -137,13 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Libraries (pyogrio, rasterio) log chatter at INFO: only their warnings get through.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     logging.getLogger("earthseg").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    run: Callable[[argparse.Namespace], None] = args.run
+    run: Callable[[argparse.Namespace], int | None] = args.run
     try:
-        run(args)
+        return run(args) or 0
     except InputError as error:
         print(f"earthseg {args.command}: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return 0
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGE_SCRIPT = REPO / "scripts" / "base-image.sh"
 BASE_IMAGE_TAG = "earthseg-base:bookworm"
 BASE_IMAGE_BUILD_TIMEOUT_S = 30 * 60
+BUILD_SCRIPT = REPO / "scripts" / "build-image.sh"
+TRAIN_IMAGE = "earthseg-train:cpu"
+BUILD_TIMEOUT_S = 60 * 60
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +73,34 @@ def base_image(docker_client: docker.DockerClient) -> str:
         )
     docker_client.images.get(BASE_IMAGE_TAG)  # raises ImageNotFound if the script lied
     return BASE_IMAGE_TAG
+
+
+@pytest.fixture(scope="session")
+def train_image(docker_client: docker.DockerClient) -> str:
+    """The cpu training image, built on the Debian base image by the project's build script."""
+    env = {**os.environ, "BASE_IMAGE": BASE_IMAGE_TAG}
+    command = [str(BUILD_SCRIPT), "train", "cpu"]
+    try:
+        result = subprocess.run(
+            command,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{' '.join(command)} took over {exc.timeout}s", pytrace=False)
+    if result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(command)} exited {result.returncode}:\n"
+            f"{_tail(result.stdout)}\n{_tail(result.stderr)}",
+            pytrace=False,
+        )
+    docker_client.images.get(TRAIN_IMAGE)  # raises ImageNotFound if the script lied
+    return TRAIN_IMAGE
+
+
+def _tail(text: str, lines: int = 150) -> str:
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Entry point of the earthseg training image.
+#   docker run IMAGE train [ARGS]        SageMaker training  -> earthseg train [ARGS]
+#   docker run IMAGE                     SDK v3 local mode   -> earthseg train
+#   docker run IMAGE preprocess [ARGS]   SageMaker Processing -> earthseg preprocess [ARGS]
+#   docker run IMAGE COMMAND [ARGS]      anything else runs as given (bash, python -c ...)
+set -e
+
+case "${1-}" in
+    "" | train)
+        [ "$#" -gt 0 ] && shift
+        exec earthseg train "$@"
+        ;;
+    preprocess)
+        shift
+        exec earthseg preprocess "$@"
+        ;;
+    *)
+        exec "$@"
+        ;;
+esac

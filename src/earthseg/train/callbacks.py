@@ -1,0 +1,83 @@
+"""Keras callbacks for SageMaker: metrics on stdout in one form, a clean stop on SIGTERM.
+
+SageMaker scrapes metrics from the job's log with the regexes a launcher registers as
+`MetricDefinitions`; `METRIC_DEFINITIONS` are those regexes for the line `MetricsLogger`
+prints, kept side by side so they cannot drift apart. Spot interruption and
+`StopTrainingJob` send SIGTERM, then SIGKILL after a grace period: `StopOnSigterm` ends
+the fit at the next batch so the caller can save a checkpoint and exit.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+import keras
+
+# Log keys in the order printed, with their SageMaker metric names.
+LOGGED = {
+    "loss": "train:loss",
+    "val_loss": "validation:loss",
+    "val_iou": "validation:iou",
+    "val_f1": "validation:f1",
+    "val_precision": "validation:precision",
+    "val_recall": "validation:recall",
+}
+NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+METRIC_DEFINITIONS: list[dict[str, str]] = [
+    {"Name": "epoch", "Regex": r"epoch=(\d+) loss="},
+    # "epoch=N loss=" so that val_loss= never matches the training loss.
+    {"Name": "train:loss", "Regex": rf"epoch=\d+ loss={NUMBER}"},
+    *({"Name": name, "Regex": rf"{key}={NUMBER}"} for key, name in LOGGED.items() if key != "loss"),
+]
+
+
+def metrics_line(epoch: int, logs: dict[str, Any]) -> str:
+    """`epoch=3 loss=0.2100 val_loss=0.2500 val_iou=0.7400 ...;` (keys missing from logs
+    left out), epoch counted from 1."""
+    values = " ".join(f"{key}={float(logs[key]):.4f}" for key in LOGGED if key in logs)
+    return f"epoch={epoch + 1} {values};"
+
+
+class MetricsLogger(keras.callbacks.Callback):
+    """Print `metrics_line` at every epoch end, flushed, for SageMaker's metric scraper."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        print(metrics_line(epoch, logs or {}), flush=True)
+
+
+class StopOnSigterm(keras.callbacks.Callback):
+    """Turn SIGTERM during `fit` into a stop at the end of the current batch.
+
+    The previous handler comes back when training ends. `interrupted` tells the caller
+    that the fit ended early because of the signal, so it saves and exits cleanly.
+    Signal handlers can only be set from the main thread; elsewhere SIGTERM is left alone.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted = False
+        self._previous: Any = None
+        self._installed = False
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.interrupted = False
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+            self._installed = True
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.interrupted and not self.model.stop_training:
+            print("SIGTERM: training stops after this batch", flush=True)
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._installed = False
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self.interrupted = True  # only a flag: a handler may interrupt any line, even a print

@@ -1,0 +1,110 @@
+"""SageMaker's training contract, read through the sagemaker-training toolkit.
+
+Inputs under /opt/ml/input (hyperparameters, channels, resource config), outputs under
+/opt/ml/model, /opt/ml/output and /opt/ml/checkpoints. `SAGEMAKER_BASE_DIR` relocates
+/opt/ml; the toolkit reads it when first imported, so set it before calling
+`read_environment` in a process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from earthseg.errors import InputError
+from earthseg.train.hyperparameters import Hyperparameters
+
+REQUIRED_CHANNELS = ("train", "validation")
+OPTIONAL_CHANNELS = ("test",)
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+DEFAULT_BASE_DIR = "/opt/ml"
+
+
+@dataclass(frozen=True)
+class TrainingEnvironment:
+    """Where a training job reads and writes, and what it was asked to do."""
+
+    base_dir: Path
+    hyperparameters: Hyperparameters
+    channels: dict[str, Path]
+    hosts: list[str]
+    current_host: str
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base_dir / "model"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.base_dir / "output" / "data"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.base_dir / "checkpoints"
+
+
+def base_dir() -> Path:
+    """/opt/ml, or its relocation."""
+    return Path(os.environ.get(BASE_DIR_ENV, DEFAULT_BASE_DIR))
+
+
+def failure_file() -> Path:
+    """Where SageMaker looks for the reason a job failed (first 1024 characters shown)."""
+    return base_dir() / "output" / "failure"
+
+
+def read_environment() -> TrainingEnvironment:
+    """The job's configuration, with a clear error for anything missing or malformed."""
+    os.environ.setdefault(BASE_DIR_ENV, str(base_dir()))  # the toolkit invents one otherwise
+    from sagemaker_training import environment as toolkit
+
+    root = Path(toolkit.base_dir)
+    hyperparameters = Hyperparameters.from_mapping(
+        _read_config(toolkit.read_hyperparameters, toolkit.hyperparameters_file_dir, {})
+    )
+    resources = _read_config(
+        toolkit.read_resource_config,
+        toolkit.resource_config_file_dir,
+        {"current_host": "algo-1", "hosts": ["algo-1"]},
+    )
+    return TrainingEnvironment(
+        base_dir=root,
+        hyperparameters=hyperparameters,
+        channels=_channels(Path(toolkit.input_dir) / "data"),
+        hosts=list(resources.get("hosts", ["algo-1"])),
+        current_host=str(resources.get("current_host", "algo-1")),
+    )
+
+
+def _read_config(read: Any, path: str, default: dict[str, Any]) -> dict[str, Any]:
+    """A config file through the toolkit; missing means defaults (a bare `docker run`)."""
+    if not Path(path).exists():
+        return default
+    try:
+        values: dict[str, Any] = read()
+    except json.JSONDecodeError as error:
+        raise InputError(
+            path, f"is not valid JSON ({error})", "write it as a JSON object"
+        ) from error
+    return values
+
+
+def _channels(data_dir: Path) -> dict[str, Path]:
+    """Channel folders by name; train and validation must be there."""
+    channels = {
+        name: data_dir / name
+        for name in (*REQUIRED_CHANNELS, *OPTIONAL_CHANNELS)
+        if (data_dir / name).is_dir()
+    }
+    missing = [name for name in REQUIRED_CHANNELS if name not in channels]
+    if missing:
+        raise InputError(
+            data_dir,
+            f"has no {' or '.join(missing)} channel (found: {', '.join(channels) or 'none'})",
+            "pass the folders `earthseg preprocess` wrote as the channels "
+            "train, validation and (optionally) test",
+        )
+    return channels

@@ -1,0 +1,111 @@
+"""The model artifact: what /opt/ml/model (model.tar.gz) holds for the serving side.
+
+- `1/`: a TensorFlow SavedModel with a `serving_default` signature (the layout AWS's
+  TensorFlow Serving containers load),
+- `model.onnx`: what our serve image runs, checked against Keras on sample tiles,
+- `earthseg.json`: the model card, from which serving takes input size, normalisation
+  and threshold rather than from constants in code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earthseg import __version__
+from earthseg.atomic import atomic_dir
+
+SAVED_MODEL_DIR = "1"
+ONNX_FILE = "model.onnx"
+MODEL_CARD = "earthseg.json"
+MODEL_CARD_FORMAT = "earthseg.model/1"
+INPUT_NAME = "image"
+ONNX_TOLERANCE = 1e-4
+
+
+class ExportError(Exception):
+    """The exported model does not behave like the trained one."""
+
+
+def export_model(model: Any, model_dir: Path, card: dict[str, Any], samples: np.ndarray) -> None:
+    """Write SavedModel, ONNX and model card into `model_dir`, all or nothing.
+
+    What `model_dir` held before (a finished run of a restarted job) is replaced.
+    """
+    import tensorflow as tf
+
+    _, rows, cols, bands = model.input_shape
+    signature = [tf.TensorSpec((None, rows, cols, bands), tf.float32, name=INPUT_NAME)]
+    with atomic_dir(model_dir, last=MODEL_CARD, replace=True) as partial:
+        model.export(str(partial / SAVED_MODEL_DIR), format="tf_saved_model", verbose=False)
+        model.export(
+            str(partial / ONNX_FILE), format="onnx", input_signature=signature, verbose=False
+        )
+        onnx_io = check_onnx(partial / ONNX_FILE, model, samples)
+        full_card = {**card, "onnx": onnx_io}
+        (partial / MODEL_CARD).write_text(json.dumps(full_card, indent=2) + "\n")
+
+
+def check_onnx(path: Path, model: Any, samples: np.ndarray) -> dict[str, Any]:
+    """Run the ONNX file on `samples` beside Keras; return its input/output names."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (model_input,) = session.get_inputs()
+    (model_output,) = session.get_outputs()
+    batch = samples.astype(np.float32)
+    onnx_out = session.run([model_output.name], {model_input.name: batch})[0]
+    keras_out = np.asarray(model.predict(batch, verbose=0), dtype=np.float32)
+    difference = float(np.max(np.abs(onnx_out - keras_out)))
+    if difference > ONNX_TOLERANCE:
+        raise ExportError(f"{path.name} differs from the Keras model by {difference:.2e}")
+    return {
+        "input": model_input.name,
+        "output": model_output.name,
+        "max_abs_difference_to_keras": difference,
+        "checked_tiles": len(batch),
+    }
+
+
+def model_card(
+    *,
+    tile_shape: list[int],
+    dtype: str,
+    scale: float,
+    threshold: float,
+    metrics: dict[str, dict[str, float]],
+    hyperparameters: dict[str, Any],
+    parameters: int,
+    epochs: int,
+    manifest_sha256: str | None,
+) -> dict[str, Any]:
+    """What a consumer of the model needs to use it right and to know what it saw."""
+    rows, cols, bands = tile_shape
+    return {
+        "format": MODEL_CARD_FORMAT,
+        "created_by": f"earthseg {__version__}",
+        "task": "binary segmentation",
+        "classes": ["background", "dust"],
+        "input": {
+            "tile_size": [rows, cols],
+            "bands": bands,
+            "source_dtype": dtype,
+            "layout": "NHWC",
+            "tensor_dtype": "float32",
+        },
+        "normalisation": {
+            "scale": scale,
+            "offset": 0.0,
+            "in_model": True,
+            "note": "feed raw pixel values as float32; the model multiplies by `scale`",
+        },
+        "output": {"activation": "sigmoid", "meaning": "probability of dust per pixel"},
+        "threshold": threshold,
+        "metrics": metrics,
+        "architecture": {"name": "unet", "parameters": parameters},
+        "training": {"hyperparameters": hyperparameters, "epochs": epochs},
+        "data": {"manifest_sha256": manifest_sha256},
+    }

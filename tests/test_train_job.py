@@ -1,0 +1,224 @@
+"""`earthseg train` as SageMaker runs it: the /opt/ml contract end to end, in a subprocess.
+
+Each job runs in its own process with SAGEMAKER_BASE_DIR pointing at a temporary /opt/ml,
+as the training image runs it, on a small preprocessed synthetic sample.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
+from earthseg.preprocess.manifest import file_digest
+from earthseg.synthetic import write_sample_export
+from earthseg.train.callbacks import METRIC_DEFINITIONS
+
+EARTHSEG = Path(sys.executable).parent / "earthseg"
+SMALL = {"epochs": "2", "batch_size": "8", "filters": "8", "depth": "2", "patience": "5"}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("train-data")
+    write_sample_export(root / "export", scenes=6, size=256, seed=5)
+    out = root / "dataset"
+    build_dataset(
+        root / "export" / "images",
+        root / "export" / "labels",
+        out,
+        PreprocessOptions(tile_size=64, splits=(0.5, 0.25, 0.25)),
+    )
+    return out
+
+
+def opt_ml(
+    base: Path,
+    dataset: Path,
+    hyperparameters: dict[str, object],
+    channels: tuple[str, ...] = ("train", "validation", "test"),
+) -> Path:
+    """A /opt/ml tree as SageMaker lays it out for a job."""
+    config = base / "input" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+    )
+    for name in channels:
+        target = base / "input" / "data" / name
+        if not target.exists():
+            shutil.copytree(dataset / name, target)
+    return base
+
+
+def run_job(base: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EARTHSEG, "train", "--base-dir", base],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def logged_epochs(stdout: str) -> list[int]:
+    (epoch_regex,) = [d["Regex"] for d in METRIC_DEFINITIONS if d["Name"] == "epoch"]
+    return [int(m) for m in re.findall(epoch_regex, stdout)]
+
+
+def test_a_job_exports_the_model_artifact_and_reports(dataset: Path, tmp_path: Path) -> None:
+    base = opt_ml(tmp_path / "ml", dataset, SMALL)
+    job = run_job(base)
+    assert job.returncode == 0, job.stderr[-3000:]
+    assert not (base / "output" / "failure").exists()
+    assert logged_epochs(job.stdout) == [1, 2]
+    for definition in METRIC_DEFINITIONS:
+        assert re.search(definition["Regex"], job.stdout), definition
+
+    model = base / "model"
+    assert (model / "1" / "saved_model.pb").is_file()
+    card = json.loads((model / "earthseg.json").read_text())
+    assert card["input"]["tile_size"] == [64, 64] and card["input"]["bands"] == 3
+    assert card["normalisation"]["scale"] == pytest.approx(1 / 255)
+    assert 0 < card["threshold"] < 1
+    assert set(card["metrics"]) == {"validation", "test"}
+    assert card["data"]["manifest_sha256"] == file_digest(dataset / "manifest.json")
+    assert card["training"]["hyperparameters"]["epochs"] == 2
+    assert card["onnx"]["max_abs_difference_to_keras"] < 1e-4
+
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(model / "model.onnx"))
+    tiles = np.load(next((dataset / "test").glob("images-*.npy")))[:2].astype(np.float32)
+    (probabilities,) = session.run(None, {card["onnx"]["input"]: tiles})
+    assert probabilities.shape == (2, 64, 64, 1)
+    assert np.all((probabilities >= 0) & (probabilities <= 1))
+
+    output = base / "output" / "data"
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["test"] == card["metrics"]["test"]
+    for figure in ("training_curves.png", "predictions.png"):
+        assert (output / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_saved_model_serves_the_default_signature(dataset: Path, tmp_path: Path) -> None:
+    base = opt_ml(tmp_path / "ml", dataset, {**SMALL, "epochs": "1"})
+    assert run_job(base).returncode == 0
+    check = (
+        "import sys, numpy as np, tensorflow as tf;"
+        "m = tf.saved_model.load(sys.argv[1]);"
+        "f = m.signatures['serving_default'];"
+        "(out,) = f(tf.constant(np.zeros((1, 64, 64, 3), np.float32))).values();"
+        "print(out.shape)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check, base / "model" / "1"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(1, 64, 64, 1)" in result.stdout
+
+
+def test_a_restarted_job_resumes_from_its_checkpoints(dataset: Path, tmp_path: Path) -> None:
+    base = opt_ml(tmp_path / "ml", dataset, {**SMALL, "epochs": "1"})
+    first = run_job(base)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert logged_epochs(first.stdout) == [1]
+    # SDK v2 sends JSON-encoded values; the restarted job asks for three epochs in all.
+    opt_ml(base, dataset, {**{k: json.dumps(int(v)) for k, v in SMALL.items()}, "epochs": 3})
+    second = run_job(base)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert logged_epochs(second.stdout) == [2, 3]
+    card = json.loads((base / "model" / "earthseg.json").read_text())
+    assert card["training"]["epochs"] == 3
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(dataset: Path, tmp_path: Path) -> None:
+    base = opt_ml(tmp_path / "ml", dataset, {**SMALL, "epochs": "500"})
+    job = subprocess.Popen(
+        [EARTHSEG, "train", "--base-dir", base],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert job.stdout is not None
+    deadline = time.monotonic() + 240
+    line = ""
+    while time.monotonic() < deadline and "epoch=1 " not in line:
+        line = job.stdout.readline()
+        assert line or job.poll() is None, job.stderr.read() if job.stderr else ""
+    job.send_signal(signal.SIGTERM)
+    rest, errors = job.communicate(timeout=120)
+    assert job.returncode == 0, errors[-3000:]
+    assert "stopped by SIGTERM" in rest
+    metadata = json.loads((base / "checkpoints" / "training_metadata.json").read_text())
+    assert metadata["epoch"] >= 1
+    assert not (base / "model" / "earthseg.json").exists()
+    assert max(logged_epochs(line + rest)) < 500
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "channels", "expected"),
+    [
+        ({"epochs": "zero"}, ("train", "validation"), "epochs"),
+        ({"learning_rate": "5"}, ("train", "validation"), "learning_rate"),
+        ({"optimiser": "sgd"}, ("train", "validation"), "optimiser"),
+        (SMALL, ("train",), "no validation channel"),
+    ],
+)
+def test_bad_jobs_leave_a_readable_failure(
+    dataset: Path,
+    tmp_path: Path,
+    hyperparameters: dict[str, object],
+    channels: tuple[str, ...],
+    expected: str,
+) -> None:
+    base = opt_ml(tmp_path / "ml", dataset, hyperparameters, channels)
+    job = run_job(base)
+    assert job.returncode != 0
+    failure = (base / "output" / "failure").read_text()
+    assert expected in failure and "Fix:" in failure
+    assert "Traceback" not in job.stderr
+
+
+def test_an_unreadable_shard_is_named(dataset: Path, tmp_path: Path) -> None:
+    base = opt_ml(tmp_path / "ml", dataset, SMALL)
+    shard = next((base / "input" / "data" / "train").glob("images-*.npy"))
+    shard.write_bytes(b"not a numpy file")
+    job = run_job(base)
+    assert job.returncode != 0
+    assert shard.name in (base / "output" / "failure").read_text()
+
+
+def test_a_loss_that_turns_nan_fails_the_job_with_advice(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from earthseg.preprocess.shards import ShardWriter, write_index
+
+    base = opt_ml(tmp_path / "ml", tmp_path, SMALL, channels=())
+    rng = np.random.default_rng(0)
+    with ThreadPoolExecutor(1) as executor:
+        for name in ("train", "validation"):
+            folder = base / "input" / "data" / name
+            writer = ShardWriter(folder, (32, 32, 3), np.dtype(np.float32), executor)
+            for _ in range(16):
+                image = rng.random((32, 32, 3), dtype=np.float32)
+                image[0, 0, 0] = np.nan  # one bad pixel per tile poisons the loss
+                writer.add(image, (rng.random((32, 32)) > 0.5).astype(np.uint8))
+            write_index(folder, writer.close(), "sha256:none")
+    job = run_job(base)
+    assert job.returncode == 1
+    failure = (base / "output" / "failure").read_text()
+    assert "NaN" in failure and "learning_rate" in failure
