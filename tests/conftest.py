@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -36,3 +37,23 @@ def landsat_export(folder: Path, real_data: Path, stems: list[str]) -> tuple[Pat
         shutil.copy(real_data / "RGB.byte.tif", images / f"{stem}.tif")
         copy_shapefile(real_data / "box.shp", labels / f"{stem}.shp")
     return images, labels
+
+
+def make_opt_ml(
+    base: Path,
+    dataset: Path,
+    hyperparameters: dict[str, object],
+    channels: tuple[str, ...] = ("train", "validation", "test"),
+) -> Path:
+    """A /opt/ml tree as SageMaker lays it out for a job."""
+    config = base / "input" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+    )
+    for name in channels:
+        target = base / "input" / "data" / name
+        if not target.exists():
+            shutil.copytree(dataset / name, target)
+    return base

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
 from earthseg.preprocess.manifest import file_digest
 from earthseg.synthetic import write_sample_export
 from earthseg.train.callbacks import METRIC_DEFINITIONS
+from tests.conftest import make_opt_ml
 
 EARTHSEG = Path(sys.executable).parent / "earthseg"
 SMALL = {"epochs": "2", "batch_size": "8", "filters": "8", "depth": "2", "patience": "5"}
@@ -42,26 +42,6 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def opt_ml(
-    base: Path,
-    dataset: Path,
-    hyperparameters: dict[str, object],
-    channels: tuple[str, ...] = ("train", "validation", "test"),
-) -> Path:
-    """A /opt/ml tree as SageMaker lays it out for a job."""
-    config = base / "input" / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-    (config / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
-    )
-    for name in channels:
-        target = base / "input" / "data" / name
-        if not target.exists():
-            shutil.copytree(dataset / name, target)
-    return base
-
-
 def run_job(base: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [EARTHSEG, "train", "--base-dir", base],
@@ -77,7 +57,7 @@ def logged_epochs(stdout: str) -> list[int]:
 
 
 def test_a_job_exports_the_model_artifact_and_reports(dataset: Path, tmp_path: Path) -> None:
-    base = opt_ml(tmp_path / "ml", dataset, SMALL)
+    base = make_opt_ml(tmp_path / "ml", dataset, SMALL)
     job = run_job(base)
     assert job.returncode == 0, job.stderr[-3000:]
     assert not (base / "output" / "failure").exists()
@@ -112,7 +92,7 @@ def test_a_job_exports_the_model_artifact_and_reports(dataset: Path, tmp_path: P
 
 
 def test_the_saved_model_serves_the_default_signature(dataset: Path, tmp_path: Path) -> None:
-    base = opt_ml(tmp_path / "ml", dataset, {**SMALL, "epochs": "1"})
+    base = make_opt_ml(tmp_path / "ml", dataset, {**SMALL, "epochs": "1"})
     assert run_job(base).returncode == 0
     check = (
         "import sys, numpy as np, tensorflow as tf;"
@@ -132,12 +112,12 @@ def test_the_saved_model_serves_the_default_signature(dataset: Path, tmp_path: P
 
 
 def test_a_restarted_job_resumes_from_its_checkpoints(dataset: Path, tmp_path: Path) -> None:
-    base = opt_ml(tmp_path / "ml", dataset, {**SMALL, "epochs": "1"})
+    base = make_opt_ml(tmp_path / "ml", dataset, {**SMALL, "epochs": "1"})
     first = run_job(base)
     assert first.returncode == 0, first.stderr[-3000:]
     assert logged_epochs(first.stdout) == [1]
     # SDK v2 sends JSON-encoded values; the restarted job asks for three epochs in all.
-    opt_ml(base, dataset, {**{k: json.dumps(int(v)) for k, v in SMALL.items()}, "epochs": 3})
+    make_opt_ml(base, dataset, {**{k: json.dumps(int(v)) for k, v in SMALL.items()}, "epochs": 3})
     second = run_job(base)
     assert second.returncode == 0, second.stderr[-3000:]
     assert logged_epochs(second.stdout) == [2, 3]
@@ -146,7 +126,7 @@ def test_a_restarted_job_resumes_from_its_checkpoints(dataset: Path, tmp_path: P
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(dataset: Path, tmp_path: Path) -> None:
-    base = opt_ml(tmp_path / "ml", dataset, {**SMALL, "epochs": "500"})
+    base = make_opt_ml(tmp_path / "ml", dataset, {**SMALL, "epochs": "500"})
     job = subprocess.Popen(
         [EARTHSEG, "train", "--base-dir", base],
         stdout=subprocess.PIPE,
@@ -185,7 +165,7 @@ def test_bad_jobs_leave_a_readable_failure(
     channels: tuple[str, ...],
     expected: str,
 ) -> None:
-    base = opt_ml(tmp_path / "ml", dataset, hyperparameters, channels)
+    base = make_opt_ml(tmp_path / "ml", dataset, hyperparameters, channels)
     job = run_job(base)
     assert job.returncode != 0
     failure = (base / "output" / "failure").read_text()
@@ -194,7 +174,7 @@ def test_bad_jobs_leave_a_readable_failure(
 
 
 def test_an_unreadable_shard_is_named(dataset: Path, tmp_path: Path) -> None:
-    base = opt_ml(tmp_path / "ml", dataset, SMALL)
+    base = make_opt_ml(tmp_path / "ml", dataset, SMALL)
     shard = next((base / "input" / "data" / "train").glob("images-*.npy"))
     shard.write_bytes(b"not a numpy file")
     job = run_job(base)
@@ -207,7 +187,7 @@ def test_a_loss_that_turns_nan_fails_the_job_with_advice(tmp_path: Path) -> None
 
     from earthseg.preprocess.shards import ShardWriter, write_index
 
-    base = opt_ml(tmp_path / "ml", tmp_path, SMALL, channels=())
+    base = make_opt_ml(tmp_path / "ml", tmp_path, SMALL, channels=())
     rng = np.random.default_rng(0)
     with ThreadPoolExecutor(1) as executor:
         for name in ("train", "validation"):

@@ -22,8 +22,10 @@ import numpy as np
 import pytest
 from docker.errors import NotFound
 
+from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
 from earthseg.preprocess.shards import read_channel
 from earthseg.synthetic import write_sample_export
+from tests.conftest import make_opt_ml
 from tests.docker.conftest import BASE_IMAGE_TAG, REPO
 
 pytestmark = pytest.mark.docker
@@ -276,3 +278,25 @@ class _ChunkReader(io.RawIOBase):
 def _project_version() -> str:
     version: str = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     return version
+
+
+def test_train_on_mounted_opt_ml_writes_the_model_artifact(
+    docker_client: docker.DockerClient, train_image: str, tmp_path: Path
+) -> None:
+    export, dataset = tmp_path / "export", tmp_path / "dataset"
+    write_sample_export(export, scenes=4, size=256, seed=2)
+    options = PreprocessOptions(tile_size=64, splits=(0.5, 0.25, 0.25))
+    build_dataset(export / "images", export / "labels", dataset, options)
+    hyperparameters = {"epochs": "2", "batch_size": "8", "filters": "8", "depth": "2"}
+    opt_ml = make_opt_ml(tmp_path / "opt_ml", dataset, hyperparameters)
+
+    status, stdout, stderr = _run(docker_client, train_image, ["train"], {opt_ml: "/opt/ml"})
+
+    assert status == 0, stdout + stderr
+    assert "epoch=2 loss=" in stdout
+    card = json.loads((opt_ml / "model" / "earthseg.json").read_text())
+    assert card["input"]["tile_size"] == [64, 64]
+    assert (opt_ml / "model" / "model.onnx").is_file()
+    assert (opt_ml / "model" / "1" / "saved_model.pb").is_file()
+    assert (opt_ml / "output" / "data" / "metrics.json").is_file()
+    assert (opt_ml / "checkpoints" / "training_metadata.json").is_file()
