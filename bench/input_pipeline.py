@@ -35,6 +35,7 @@ import numpy as np
 import rasterio
 import tensorflow as tf
 from PIL import Image
+from timing import BatchClock  # bench/ is on sys.path when run as a script
 
 from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
 from earthseg.preprocess.tile_files import BITMAP_SUFFIX
@@ -115,22 +116,13 @@ def bare_rate(make: Callable[[], Iterable], batches: int, batch_size: int) -> tu
     return images / (time.perf_counter() - start), images / (time.process_time() - cpu)
 
 
-class BatchClock(keras.callbacks.Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.times: list[float] = []
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.times.append(time.perf_counter())
-
-
 def fit_rate(make: Callable[[], Iterable], batches: int, batch_size: int, bands: int) -> float:
     """Images/s of `model.fit` of a trivial model consuming the batches, after warm-up."""
     model = keras.Sequential([keras.Input((None, None, bands)), keras.layers.Conv2D(1, 1)])
     model.compile(optimizer="sgd", loss="mse")
     clock = BatchClock()
     steps = WARMUP + batches
-    model.fit(make(), steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[clock])
+    model.fit(make(), steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False, callbacks=[clock])
     seconds = clock.times[-1] - clock.times[WARMUP - 1]
     return batches * batch_size / seconds
 

@@ -15,11 +15,11 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
+from timing import BatchClock  # bench/ is on sys.path when run as a script
 
 from earthseg.train.losses import bce_dice_loss
 from earthseg.train.metrics import segmentation_metrics
@@ -27,15 +27,6 @@ from earthseg.train.model import build_unet
 
 WARMUP = 3
 SECONDS = 8.0  # aim for about this long per timed figure
-
-
-class BatchClock(keras.callbacks.Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.times: list[float] = []
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.times.append(time.perf_counter())
 
 
 def images_per_second(tile_size: int, batch_size: int, jit_compile: bool, batches: int) -> float:
@@ -53,7 +44,14 @@ def images_per_second(tile_size: int, batch_size: int, jit_compile: bool, batche
         jit_compile=jit_compile,
     )
     clock = BatchClock()
-    model.fit(data, steps_per_epoch=WARMUP + batches, epochs=1, verbose=0, callbacks=[clock])
+    model.fit(
+        data,
+        steps_per_epoch=WARMUP + batches,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[clock],
+    )
     return batches * batch_size / (clock.times[-1] - clock.times[WARMUP - 1])
 
 

@@ -54,23 +54,7 @@ def _connect() -> tuple[docker.DockerClient | None, str]:
 @pytest.fixture(scope="session")
 def base_image(docker_client: docker.DockerClient) -> str:
     """Tag of the debootstrapped base image, built by `scripts/base-image.sh` when missing."""
-    try:
-        result = subprocess.run(
-            [str(BASE_IMAGE_SCRIPT), BASE_IMAGE_TAG],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=BASE_IMAGE_BUILD_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{BASE_IMAGE_SCRIPT} took over {exc.timeout}s", pytrace=False)
-    if result.returncode != 0:
-        pytest.fail(
-            f"{BASE_IMAGE_SCRIPT} {BASE_IMAGE_TAG} exited {result.returncode}:\n"
-            f"{result.stdout}\n{result.stderr}",
-            pytrace=False,
-        )
+    _run_script([str(BASE_IMAGE_SCRIPT), BASE_IMAGE_TAG], {}, BASE_IMAGE_BUILD_TIMEOUT_S)
     docker_client.images.get(BASE_IMAGE_TAG)  # raises ImageNotFound if the script lied
     return BASE_IMAGE_TAG
 
@@ -78,16 +62,23 @@ def base_image(docker_client: docker.DockerClient) -> str:
 @pytest.fixture(scope="session")
 def train_image(docker_client: docker.DockerClient) -> str:
     """The cpu training image, built on the Debian base image by the project's build script."""
-    env = {**os.environ, "BASE_IMAGE": BASE_IMAGE_TAG}
-    command = [str(BUILD_SCRIPT), "train", "cpu"]
+    _run_script(
+        [str(BUILD_SCRIPT), "train", "cpu"], {"BASE_IMAGE": BASE_IMAGE_TAG}, BUILD_TIMEOUT_S
+    )
+    docker_client.images.get(TRAIN_IMAGE)  # raises ImageNotFound if the script lied
+    return TRAIN_IMAGE
+
+
+def _run_script(command: list[str], env: dict[str, str], timeout: float) -> None:
+    """Run one of the repo's scripts; fail the test with its output if it fails."""
     try:
         result = subprocess.run(
             command,
             cwd=REPO,
-            env=env,
+            env={**os.environ, **env},
             capture_output=True,
             text=True,
-            timeout=BUILD_TIMEOUT_S,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
@@ -98,8 +89,6 @@ def train_image(docker_client: docker.DockerClient) -> str:
             f"{_tail(result.stdout)}\n{_tail(result.stderr)}",
             pytrace=False,
         )
-    docker_client.images.get(TRAIN_IMAGE)  # raises ImageNotFound if the script lied
-    return TRAIN_IMAGE
 
 
 def _tail(text: str, lines: int = 150) -> str:
