@@ -15,6 +15,7 @@ from pathlib import Path
 
 from earthseg import __version__
 from earthseg.errors import InputError
+from earthseg.opt_ml import BASE_DIR_ENV
 
 EXIT_BAD_INPUT = 2
 
@@ -64,7 +65,7 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.base_dir:
-        os.environ["SAGEMAKER_BASE_DIR"] = str(args.base_dir.resolve())
+        os.environ[BASE_DIR_ENV] = str(args.base_dir.resolve())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     from earthseg.train.run import main as train_main
 

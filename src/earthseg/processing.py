@@ -7,16 +7,14 @@ paths the command reads `/opt/ml/processing/input/{images,labels}` and writes
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
-DEFAULT_BASE_DIR = "/opt/ml"
+from earthseg.opt_ml import base_dir
 
 
 def processing_dir() -> Path:
     """/opt/ml/processing, or its relocation."""
-    return Path(os.environ.get(BASE_DIR_ENV, DEFAULT_BASE_DIR)) / "processing"
+    return base_dir() / "processing"
 
 
 def input_images() -> Path:

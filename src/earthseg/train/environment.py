@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from earthseg.errors import InputError
+from earthseg.opt_ml import BASE_DIR_ENV, base_dir
 from earthseg.train.hyperparameters import Hyperparameters
 
 REQUIRED_CHANNELS = ("train", "validation")
 OPTIONAL_CHANNELS = ("test",)
-BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
-DEFAULT_BASE_DIR = "/opt/ml"
 
 
 @dataclass(frozen=True)
@@ -44,11 +43,6 @@ class TrainingEnvironment:
     @property
     def checkpoint_dir(self) -> Path:
         return self.base_dir / "checkpoints"
-
-
-def base_dir() -> Path:
-    """/opt/ml, or its relocation."""
-    return Path(os.environ.get(BASE_DIR_ENV, DEFAULT_BASE_DIR))
 
 
 def failure_file() -> Path:

@@ -26,11 +26,7 @@ def write_metrics(folder: Path, metrics: dict[str, Any]) -> Path:
 def plot_curves(history_csv: Path, folder: Path) -> Path:
     """Loss and validation IoU/F1 per epoch, from the history kept beside the checkpoints
     so that a resumed job draws the whole run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     with open(history_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))
     epochs = [int(row["epoch"]) + 1 for row in rows]
@@ -64,11 +60,7 @@ def plot_predictions(
 
     Picks the tiles with the most labelled pixels, where a reader learns the most.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     chosen = np.argsort(masks.reshape(len(masks), -1).sum(axis=1))[::-1][:tiles]
     figure, axes = plt.subplots(len(chosen), 3, figsize=(9, 3 * len(chosen)), squeeze=False)
     for row, index in zip(axes, chosen, strict=True):
@@ -98,3 +90,13 @@ def _displayable(image: np.ndarray) -> np.ndarray:
     data = data.astype(np.float32)
     low, high = np.percentile(data, (1, 99))
     return np.clip((data - low) / max(high - low, 1e-6), 0, 1)
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend (no display in a container)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
