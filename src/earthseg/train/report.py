@@ -40,12 +40,7 @@ def plot_curves(history_csv: Path, folder: Path) -> Path:
     scores.set_ylim(0, 1)
     losses.legend()
     scores.legend()
-    figure.tight_layout()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / CURVES
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, folder / CURVES, dpi=100)
 
 
 def plot_predictions(
@@ -76,12 +71,7 @@ def plot_predictions(
                 axis.imshow(np.ma.masked_where(~overlay, overlay), cmap="autumn", alpha=0.45)
             axis.set_title(title)
             axis.axis("off")
-    figure.tight_layout()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / PANELS
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, folder / PANELS, dpi=80)
 
 
 def _displayable(image: np.ndarray) -> np.ndarray:
@@ -90,6 +80,15 @@ def _displayable(image: np.ndarray) -> np.ndarray:
     data = data.astype(np.float32)
     low, high = np.percentile(data, (1, 99))
     return np.clip((data - low) / max(high - low, 1e-6), 0, 1)
+
+
+def _save(plt: Any, figure: Any, path: Path, dpi: int) -> Path:
+    """Lay out, write and close `figure`; return where it went."""
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
+    return path
 
 
 def _pyplot() -> Any:
