@@ -7,8 +7,10 @@ INSTALLED := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 BASE_IMAGE ?= earthseg-base:bookworm
 FLAVOR ?= gpu
+MODEL_DIR ?= $(DEMO_DIR)/opt_ml/model
+PORT ?= 8080
 
-.PHONY: help setup docker test lint format demo bench base-image build clean
+.PHONY: help setup docker test lint format demo bench base-image build serve-local clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -16,7 +18,7 @@ help: ## list the targets
 setup: $(INSTALLED) ## virtual environment in .venv with the pinned package and dev tools
 
 $(INSTALLED): pyproject.toml constraints.txt
-	scripts/setup-venv.sh $(PYTHON) $(VENV) 'preprocess,train,tf-cpu,aws,dev'
+	scripts/setup-venv.sh $(PYTHON) $(VENV) 'preprocess,train,tf-cpu,serve,ort-cpu,aws,dev'
 	touch $@
 
 docker: ## install Debian's docker.io and docker-compose when missing, start dockerd when none answers
@@ -38,16 +40,24 @@ format: setup ## apply ruff's formatting and safe fixes
 demo: setup ## sample export -> preprocess -> train in the local training container -> test metrics
 	scripts/demo.sh $(DEMO_DIR)
 
-bench: setup ## each stage's throughput beside the baseline it must beat
+bench: setup docker ## each stage's throughput beside the baseline it must beat
 	$(BIN)/python bench/preprocess.py
 	$(BIN)/python bench/input_pipeline.py
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/serve.py
 
 base-image: docker ## Debian bookworm base image from debootstrap + docker import (no Docker Hub)
 	scripts/base-image.sh $(BASE_IMAGE)
 
-build: docker ## training image earthseg-train:<version>-$(FLAVOR) (FLAVOR=cpu|gpu; gpu is what push sends)
+build: docker ## both images, earthseg-{train,serve}:<version>-$(FLAVOR) (FLAVOR=cpu|gpu; gpu is what push sends)
 	BASE_IMAGE=$(BASE_IMAGE) scripts/build-image.sh train $(FLAVOR)
+	BASE_IMAGE=$(BASE_IMAGE) scripts/build-image.sh serve $(FLAVOR)
+
+serve-local: docker ## serve the last trained model (MODEL_DIR, default the demo's) on port $(PORT) in the cpu serve image
+	@[ -f $(MODEL_DIR)/earthseg.json ] || { echo "no trained model in $(MODEL_DIR): run 'make demo' first, or pass MODEL_DIR=..."; exit 2; }
+	BASE_IMAGE=$(BASE_IMAGE) scripts/build-image.sh serve cpu
+	docker run --rm --network host -e SAGEMAKER_BIND_TO_PORT=$(PORT) \
+		-v "$$(realpath $(MODEL_DIR)):/opt/ml/model:ro" earthseg-serve:cpu serve
 
 clean: ## remove the demo output and caches (keeps .venv)
 	rm -rf $(DEMO_DIR) .pytest_cache .ruff_cache .mypy_cache

@@ -2,7 +2,7 @@
 # Build an earthseg image from containers/ROLE/Dockerfile with BuildKit, without Docker Hub
 # and behind a TLS-intercepting proxy when need be.
 #
-#   scripts/build-image.sh ROLE FLAVOR       ROLE: train (serve later), FLAVOR: cpu or gpu
+#   scripts/build-image.sh ROLE FLAVOR       ROLE: train or serve, FLAVOR: cpu or gpu
 #
 # Tags earthseg-ROLE:VERSION-FLAVOR and earthseg-ROLE:FLAVOR (VERSION from pyproject.toml),
 # and in a git checkout earthseg-ROLE:SHA-FLAVOR (SHA-dirty-FLAVOR with uncommitted changes).
@@ -89,7 +89,7 @@ version=$(awk -F'"' '/^\[/ { project = ($0 == "[project]") } project && /^versio
 
 # The context holds only what the image is built from (not .venv, demo output or caches),
 # sent as a tar stream: the Dockerfile's COPY and bind mounts see the repository layout.
-context=(pyproject.toml constraints.txt README.md src "containers/$role")
+context=(pyproject.toml constraints.txt README.md src containers/requirements.py "containers/$role")
 
 tags=("earthseg-$role:$version-$flavor" "earthseg-$role:$flavor")
 if revision=$(git -C "$root" rev-parse --short HEAD 2>/dev/null); then

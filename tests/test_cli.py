@@ -16,7 +16,14 @@ def test_help_lists_every_subcommand_with_its_purpose() -> None:
     commands = next(
         action for action in build_parser()._actions if action.dest == "command"
     )._choices_actions
-    assert {c.dest for c in commands} == {"sample", "rasterize", "preprocess", "train"}
+    assert {c.dest for c in commands} == {
+        "sample",
+        "rasterize",
+        "preprocess",
+        "train",
+        "serve",
+        "predict",
+    }
     for command in commands:
         assert command.help and len(command.help) > 20
         assert f"{command.dest} {' '.join(command.help.split())}" in shown

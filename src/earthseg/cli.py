@@ -72,6 +72,59 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_main()
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from earthseg.serve.server import serve
+
+    serve(args.model)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from earthseg.atomic import atomic_file
+    from earthseg.serve.errors import RequestError
+    from earthseg.serve.geo import geojson_bytes, mask_features, mask_geotiff
+
+    crs = _crs_option(args.crs) if args.crs else None
+    try:
+        if args.url:
+            from earthseg.serve.client import predict_remote
+
+            prediction = predict_remote(args.url, args.image, args.threshold, args.max_payload_mb)
+        else:
+            from earthseg.serve.artifact import model_folder
+            from earthseg.serve.predictor import load_predictor
+
+            with model_folder(args.model) as folder:
+                prediction = load_predictor(folder).predict_file(args.image, args.threshold)
+    except RequestError as error:  # the checks the server makes, made here in-process
+        raise InputError(args.image, error.message, "see above") from None
+    mask = prediction.mask()[0]
+    assert prediction.grid is not None  # a scene file always has one
+    with atomic_file(args.out) as partial:
+        partial.write_bytes(mask_geotiff(mask, prediction.grid))
+    labelled = float((mask == 1).sum()) / max(1, int((mask != 255).sum()))
+    print(
+        f"wrote {args.out}: {mask.shape[1]}x{mask.shape[0]}, {labelled:.2%} of valid pixels "
+        f"positive at threshold {prediction.threshold:.3f}"
+    )
+    if args.geojson:
+        features = mask_features(mask, prediction.grid, crs)
+        with atomic_file(args.geojson) as partial:
+            partial.write_bytes(geojson_bytes(features))
+        print(f"wrote {args.geojson}: {len(features['features'])} polygons")
+
+
+def _crs_option(value: str) -> object:
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        return CRS.from_user_input(value)
+    except CRSError as error:
+        raise InputError("--crs", f"{value!r} is not a CRS ({error})", "use e.g. EPSG:4326") from (
+            None
+        )
+
+
 def _processing_default(path: Path, option: str) -> Path:
     """Inside a SageMaker Processing job the paths default to its mounts."""
     if path.exists():
@@ -154,7 +207,53 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-dir", type=Path, help="use this folder as /opt/ml (sets SAGEMAKER_BASE_DIR)"
     )
     train.set_defaults(run=cmd_train)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the model server (the inference image's entry point)",
+        description="SageMaker's inference contract on SAGEMAKER_BIND_TO_PORT (8080): GET /ping, "
+        "POST /invocations, GET /execution-parameters. Workers: SAGEMAKER_MODEL_SERVER_WORKERS "
+        "(default one per core, or per GPU); timeout: SAGEMAKER_MODEL_SERVER_TIMEOUT (60 s); "
+        "body limit: SAGEMAKER_MAX_PAYLOAD_IN_MB (6).",
+    )
+    serve.add_argument(
+        "--model", type=Path, help="model folder (default /opt/ml/model; see SAGEMAKER_BASE_DIR)"
+    )
+    serve.set_defaults(run=cmd_serve)
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict a whole scene: a mask GeoTIFF on its grid (and polygons), in-process or "
+        "through a running model server",
+    )
+    predict.add_argument("--image", type=Path, required=True, help="scene GeoTIFF, any size")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="model folder or model.tar.gz (in-process)")
+    source.add_argument("--url", help="a running model server, e.g. http://127.0.0.1:8080")
+    predict.add_argument("--out", type=Path, required=True, help="mask GeoTIFF to write")
+    predict.add_argument("--geojson", type=Path, help="also write the mask's polygons here")
+    predict.add_argument("--crs", help="CRS of the polygons (default the scene's), e.g. EPSG:4326")
+    predict.add_argument(
+        "--threshold", type=_probability, help="decision threshold (default the model card's)"
+    )
+    predict.add_argument(
+        "--max-payload-mb",
+        type=float,
+        default=6.0,
+        help="with --url: largest request the server takes; bigger scenes go in chunks (6)",
+    )
+    predict.set_defaults(run=cmd_predict)
     return parser
+
+
+def _probability(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number from 0 to 1")
+    return number
 
 
 def main(argv: Sequence[str] | None = None) -> int:

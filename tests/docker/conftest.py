@@ -9,12 +9,18 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
+from typing import NamedTuple
 
 import docker
 import pytest
 import requests
-from docker.errors import DockerException
+from docker.errors import DockerException, NotFound
+
+from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
+from earthseg.synthetic import write_sample_export
+from tests.conftest import make_opt_ml
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGE_SCRIPT = REPO / "scripts" / "base-image.sh"
@@ -22,7 +28,9 @@ BASE_IMAGE_TAG = "earthseg-base:bookworm"
 BASE_IMAGE_BUILD_TIMEOUT_S = 30 * 60
 BUILD_SCRIPT = REPO / "scripts" / "build-image.sh"
 TRAIN_IMAGE = "earthseg-train:cpu"
+SERVE_IMAGE = "earthseg-serve:cpu"
 BUILD_TIMEOUT_S = 60 * 60
+RUN_TIMEOUT_S = 10 * 60
 
 
 @pytest.fixture(scope="session")
@@ -62,11 +70,67 @@ def base_image(docker_client: docker.DockerClient) -> str:
 @pytest.fixture(scope="session")
 def train_image(docker_client: docker.DockerClient) -> str:
     """The cpu training image, built on the Debian base image by the project's build script."""
-    _run_script(
-        [str(BUILD_SCRIPT), "train", "cpu"], {"BASE_IMAGE": BASE_IMAGE_TAG}, BUILD_TIMEOUT_S
+    return _built_image(docker_client, "train", TRAIN_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def serve_image(docker_client: docker.DockerClient) -> str:
+    """The cpu inference image, built on the Debian base image by the project's build script."""
+    return _built_image(docker_client, "serve", SERVE_IMAGE)
+
+
+def _built_image(client: docker.DockerClient, role: str, tag: str) -> str:
+    _run_script([str(BUILD_SCRIPT), role, "cpu"], {"BASE_IMAGE": BASE_IMAGE_TAG}, BUILD_TIMEOUT_S)
+    client.images.get(tag)  # raises ImageNotFound if the script lied
+    return tag
+
+
+class TrainedJob(NamedTuple):
+    """A finished `docker run IMAGE train` on a mounted /opt/ml."""
+
+    opt_ml: Path
+    status: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def trained_job(
+    docker_client: docker.DockerClient, train_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> TrainedJob:
+    """The training image run once on a small synthetic dataset (64 px tiles, 2 epochs):
+    its /opt/ml/model is what the serving tests serve."""
+    root = tmp_path_factory.mktemp("trained")
+    export, dataset = root / "export", root / "dataset"
+    write_sample_export(export, scenes=4, size=256, seed=2)
+    options = PreprocessOptions(tile_size=64, splits=(0.5, 0.25, 0.25))
+    build_dataset(export / "images", export / "labels", dataset, options)
+    hyperparameters = {"epochs": "2", "batch_size": "8", "filters": "8", "depth": "2"}
+    opt_ml = make_opt_ml(root / "opt_ml", dataset, hyperparameters)
+    return TrainedJob(
+        opt_ml, *run_container(docker_client, train_image, ["train"], {opt_ml: "/opt/ml"})
     )
-    docker_client.images.get(TRAIN_IMAGE)  # raises ImageNotFound if the script lied
-    return TRAIN_IMAGE
+
+
+def run_container(
+    client: docker.DockerClient,
+    image: str,
+    command: list[str] | None,
+    mounts: dict[Path, str] | None = None,
+) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of a container, removed afterwards."""
+    volumes = {str(host): {"bind": bind, "mode": "rw"} for host, bind in (mounts or {}).items()}
+    container = client.containers.run(
+        image, command, network_mode="host", volumes=volumes, detach=True
+    )
+    try:
+        status = container.wait(timeout=RUN_TIMEOUT_S)
+        stdout = container.logs(stdout=True, stderr=False).decode()
+        stderr = container.logs(stdout=False, stderr=True).decode()
+    finally:
+        with suppress(NotFound):
+            container.remove(force=True)
+    return status["StatusCode"], stdout, stderr
 
 
 def _run_script(command: list[str], env: dict[str, str], timeout: float) -> None:

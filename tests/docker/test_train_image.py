@@ -14,23 +14,18 @@ import re
 import tarfile
 import tomllib
 from collections.abc import Iterable, Iterator
-from contextlib import suppress
 from pathlib import Path
 
 import docker
 import numpy as np
 import pytest
-from docker.errors import NotFound
 
-from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
 from earthseg.preprocess.shards import read_channel
 from earthseg.synthetic import write_sample_export
-from tests.conftest import make_opt_ml
-from tests.docker.conftest import BASE_IMAGE_TAG, REPO
+from tests.docker.conftest import BASE_IMAGE_TAG, REPO, TrainedJob, run_container
 
 pytestmark = pytest.mark.docker
 
-RUN_TIMEOUT_S = 10 * 60
 SPLITS = ("train", "validation", "test")
 
 # The host's CA bundle: on this project's machines it holds the TLS-intercepting proxy's CA,
@@ -54,7 +49,7 @@ def test_preprocess_runs_as_a_processing_job(
     output.mkdir()
 
     # No paths: the command defaults to the Processing job's mounts.
-    status, stdout, stderr = _run(
+    status, stdout, stderr = run_container(
         docker_client,
         train_image,
         ["preprocess"],
@@ -88,7 +83,7 @@ def test_preprocess_runs_as_a_processing_job(
 def test_entrypoint_passes_arguments_to_the_subcommand(
     docker_client: docker.DockerClient, train_image: str, command: list[str], usage: str
 ) -> None:
-    status, stdout, stderr = _run(docker_client, train_image, command)
+    status, stdout, stderr = run_container(docker_client, train_image, command)
     assert status == 0, stdout + stderr
     assert stdout.startswith(usage), stdout + stderr
 
@@ -97,7 +92,9 @@ def test_entrypoint_runs_any_other_command_as_given(
     docker_client: docker.DockerClient, train_image: str
 ) -> None:
     script = "import sys, earthseg; print('args', sys.argv[1:], 'earthseg', earthseg.__version__)"
-    status, stdout, stderr = _run(docker_client, train_image, ["python", "-c", script, "a b", "c"])
+    status, stdout, stderr = run_container(
+        docker_client, train_image, ["python", "-c", script, "a b", "c"]
+    )
     assert status == 0, stdout + stderr
     assert stdout.strip() == f"args ['a b', 'c'] earthseg {_project_version()}"
 
@@ -109,7 +106,7 @@ def test_no_argument_runs_training_which_reports_its_failure(
     # which, given an /opt/ml without channels, must fail the SageMaker way.
     opt_ml = tmp_path / "opt_ml"
     opt_ml.mkdir()
-    status, stdout, stderr = _run(docker_client, train_image, None, {opt_ml: "/opt/ml"})
+    status, stdout, stderr = run_container(docker_client, train_image, None, {opt_ml: "/opt/ml"})
     failure = opt_ml / "output" / "failure"
     assert status != 0, stdout + stderr
     assert failure.is_file(), f"no /opt/ml/output/failure after a failed run:\n{stdout}{stderr}"
@@ -133,7 +130,7 @@ def test_image_config_and_leanness(docker_client: docker.DockerClient, train_ima
         "python -c 'import tensorflow, sagemaker_training, rasterio, pyogrio; "
         "print(tensorflow.__version__)'"
     )
-    status, stdout, stderr = _run(docker_client, train_image, ["sh", "-c", probe])
+    status, stdout, stderr = run_container(docker_client, train_image, ["sh", "-c", probe])
     assert status == 0, stdout + stderr
     # Anything printed before the version is bytecode, a pip cache or a build tool.
     assert stdout.strip().splitlines() == ["2.21.0"], stdout + stderr
@@ -169,27 +166,6 @@ def test_no_ca_certificate_from_the_build_host_in_any_layer(
         if path.startswith("run/secrets/") or any(needle in content for needle in needles)
     ]
     assert not found, f"host CA material in the image: {found}"
-
-
-def _run(
-    client: docker.DockerClient,
-    image: str,
-    command: list[str] | None,
-    mounts: dict[Path, str] | None = None,
-) -> tuple[int, str, str]:
-    """Exit status, stdout and stderr of a container, removed afterwards."""
-    volumes = {str(host): {"bind": bind, "mode": "rw"} for host, bind in (mounts or {}).items()}
-    container = client.containers.run(
-        image, command, network_mode="host", volumes=volumes, detach=True
-    )
-    try:
-        status = container.wait(timeout=RUN_TIMEOUT_S)
-        stdout = container.logs(stdout=True, stderr=False).decode()
-        stderr = container.logs(stdout=False, stderr=True).decode()
-    finally:
-        with suppress(NotFound):
-            container.remove(force=True)
-    return status["StatusCode"], stdout, stderr
 
 
 def _read_file(client: docker.DockerClient, image: str, path: str) -> bytes:
@@ -280,18 +256,8 @@ def _project_version() -> str:
     return version
 
 
-def test_train_on_mounted_opt_ml_writes_the_model_artifact(
-    docker_client: docker.DockerClient, train_image: str, tmp_path: Path
-) -> None:
-    export, dataset = tmp_path / "export", tmp_path / "dataset"
-    write_sample_export(export, scenes=4, size=256, seed=2)
-    options = PreprocessOptions(tile_size=64, splits=(0.5, 0.25, 0.25))
-    build_dataset(export / "images", export / "labels", dataset, options)
-    hyperparameters = {"epochs": "2", "batch_size": "8", "filters": "8", "depth": "2"}
-    opt_ml = make_opt_ml(tmp_path / "opt_ml", dataset, hyperparameters)
-
-    status, stdout, stderr = _run(docker_client, train_image, ["train"], {opt_ml: "/opt/ml"})
-
+def test_train_on_mounted_opt_ml_writes_the_model_artifact(trained_job: TrainedJob) -> None:
+    opt_ml, status, stdout, stderr = trained_job
     assert status == 0, stdout + stderr
     assert "epoch=2 loss=" in stdout
     card = json.loads((opt_ml / "model" / "earthseg.json").read_text())

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Entry point of the earthseg inference image.
+#   docker run IMAGE serve               SageMaker hosting and batch transform -> earthseg serve
+#   docker run IMAGE predict [ARGS]      whole-scene prediction in the container
+#   docker run IMAGE COMMAND [ARGS]      anything else runs as given (sh, python -c ...)
+# exec: the server is PID 1 and gets SIGTERM from `docker stop` and SageMaker itself.
+set -e
+
+case "${1-}" in
+    "" | serve)
+        [ "$#" -gt 0 ] && shift
+        exec earthseg serve "$@"
+        ;;
+    predict)
+        exec earthseg "$@"
+        ;;
+    *)
+        exec "$@"
+        ;;
+esac

@@ -1,0 +1,127 @@
+"""Whole-scene prediction against a running model server, however large the scene.
+
+A scene whose request or answer would exceed the server's payload limit is cut into
+overlapping chunks that each fit; every chunk goes as a NumPy array and comes back as
+probabilities, and the chunks are blended over their overlap exactly as the server blends
+its windows (earthseg.serve.windows), so chunk edges leave no seams either. Nodata and
+the grid come from the scene on disk; the decision threshold from the server's answer.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from earthseg.errors import InputError
+from earthseg.serve.attributes import HEADER, parse_attributes
+from earthseg.serve.decoders import NPY
+from earthseg.serve.geo import read_raster
+from earthseg.serve.predictor import Prediction
+from earthseg.serve.settings import DEFAULT_MAX_PAYLOAD_MB, MB
+from earthseg.serve.windows import predict_images
+
+CHUNK_OVERLAP = 128  # pixels shared by neighbouring chunks, blended
+PAYLOAD_MARGIN = 0.95  # of the limit, for the .npy header and rounding
+REQUEST_TIMEOUT_S = 120.0
+
+
+class ModelServerClient:
+    """POSTs image arrays to a server's /invocations and returns its probabilities."""
+
+    def __init__(self, url: str, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+        self.url = invocations_url(url)
+        self.timeout_s = timeout_s
+        self.threshold: float | None = None  # the server's, from its last answer
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """(N, rows, cols, bands) -> (N, rows, cols) float32, one request per image."""
+        return np.stack([self._one(image) for image in images])
+
+    def _one(self, image: np.ndarray) -> np.ndarray:
+        body = io.BytesIO()
+        np.save(body, np.ascontiguousarray(image))
+        request = urllib.request.Request(
+            self.url,
+            data=body.getvalue(),
+            headers={"Content-Type": NPY, "Accept": NPY, HEADER: "output=probability"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                answer = response.read()
+                self.threshold = parse_attributes(response.headers.get(HEADER)).threshold
+        except urllib.error.HTTPError as error:
+            raise InputError(
+                self.url,
+                f"answered HTTP {error.code}: {_server_message(error.read())}",
+                "change the request as the message says, or see the server's log",
+            ) from None
+        except (urllib.error.URLError, OSError) as error:
+            raise InputError(
+                self.url,
+                f"cannot be reached ({error})",
+                "start the server (`make serve-local`) or correct --url",
+            ) from None
+        return np.asarray(np.load(io.BytesIO(answer), allow_pickle=False), dtype=np.float32)
+
+
+def predict_remote(
+    url: str,
+    scene: Path,
+    threshold: float | None = None,
+    max_payload_mb: float = DEFAULT_MAX_PAYLOAD_MB,
+    overlap: int = CHUNK_OVERLAP,
+) -> Prediction:
+    """Predict a scene GeoTIFF through the server at `url`, in chunks under the limit."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        with rasterio.open(scene) as dataset:
+            raster = read_raster(dataset)
+    except RasterioIOError as error:
+        raise InputError(scene, f"cannot be read as a raster ({error})", "give a GeoTIFF") from None
+    height, width, bands = raster.pixels.shape
+    chunk = chunk_side(bands * raster.pixels.dtype.itemsize, max_payload_mb)
+    tile = (min(chunk, height), min(chunk, width))
+    client = ModelServerClient(url)
+    probabilities = predict_images(
+        raster.pixels[np.newaxis], client.probabilities, tile, min(overlap, min(tile) // 2), 1
+    )
+    valid = None if raster.valid.all() else raster.valid[np.newaxis]
+    if valid is not None:
+        probabilities[~valid] = np.nan
+    chosen = threshold if threshold is not None else client.threshold
+    if chosen is None:
+        raise InputError(url, "did not say its decision threshold", "pass --threshold")
+    return Prediction(probabilities, valid, chosen, raster.grid, True)
+
+
+def chunk_side(bytes_per_pixel: int, max_payload_mb: float) -> int:
+    """The largest square chunk whose request and float32 answer both fit the limit."""
+    per_pixel = max(bytes_per_pixel, np.dtype(np.float32).itemsize)
+    return math.isqrt(int(max_payload_mb * MB * PAYLOAD_MARGIN) // per_pixel)
+
+
+def invocations_url(url: str) -> str:
+    """`http://host:8080` -> `http://host:8080/invocations`; a full URL stays as it is."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InputError(url, "is not an http(s) URL", "pass e.g. --url http://127.0.0.1:8080")
+    if parts.path in ("", "/"):
+        parts = parts._replace(path="/invocations")
+    return urllib.parse.urlunsplit(parts)
+
+
+def _server_message(body: bytes) -> str:
+    try:
+        return str(json.loads(body)["error"])
+    except (ValueError, KeyError, TypeError):
+        return body[:500].decode(errors="replace")

@@ -1,0 +1,98 @@
+"""From decoded images to probabilities and masks: the one prediction path of the server,
+`earthseg predict --model` and notebooks alike."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from earthseg.errors import InputError
+from earthseg.serve.artifact import ModelCard, OnnxModel
+from earthseg.serve.decoders import Payload, check_pixels
+from earthseg.serve.errors import timed_out
+from earthseg.serve.geo import MASK_NODATA, Grid, read_raster
+from earthseg.serve.windows import DeadlineExceeded, default_overlap, predict_images
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Per-pixel probabilities of a request's images, with what is needed to answer it."""
+
+    probabilities: np.ndarray  # (N, rows, cols) float32, NaN where there is no data
+    valid: np.ndarray | None  # (N, rows, cols) bool; None: every pixel holds data
+    threshold: float
+    grid: Grid | None
+    single: bool
+
+    def mask(self) -> np.ndarray:
+        """(N, rows, cols) uint8: 1 at or above the threshold, 0 below, MASK_NODATA without data."""
+        mask = (self.probabilities >= self.threshold).astype(np.uint8)
+        if self.valid is not None:
+            mask[~self.valid] = MASK_NODATA
+        return mask
+
+
+class Predictor:
+    """An ONNX model and the way whole images go through it (overlapping windows)."""
+
+    def __init__(self, model: OnnxModel, overlap: int | None = None) -> None:
+        self.model = model
+        self.overlap = default_overlap(model.card.tile_size) if overlap is None else overlap
+
+    @property
+    def card(self) -> ModelCard:
+        return self.model.card
+
+    def predict(
+        self, payload: Payload, threshold: float | None = None, timeout_s: float | None = None
+    ) -> Prediction:
+        """Probabilities for every pixel of a decoded payload's images; `threshold` overrides
+        the card's; after `timeout_s` seconds the work is abandoned with a 504 RequestError."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        try:
+            probabilities = predict_images(
+                payload.images,
+                self.model.probabilities,
+                self.card.tile_size,
+                self.overlap,
+                deadline=deadline,
+            )
+        except DeadlineExceeded as stopped:
+            raise timed_out(
+                f"the prediction took longer than the server's {timeout_s:g} s timeout ({stopped})",
+                "send smaller images, or raise SAGEMAKER_MODEL_SERVER_TIMEOUT",
+            ) from None
+        if payload.valid is not None:
+            probabilities[~payload.valid] = np.nan
+        return Prediction(
+            probabilities,
+            payload.valid,
+            self.card.threshold if threshold is None else threshold,
+            payload.grid,
+            payload.single,
+        )
+
+    def predict_file(self, path: Path, threshold: float | None = None) -> Prediction:
+        """A scene GeoTIFF of any size, read from disk."""
+        import rasterio
+        from rasterio.errors import RasterioIOError
+
+        try:
+            with rasterio.open(path) as dataset:
+                raster = read_raster(dataset)
+        except RasterioIOError as error:
+            raise InputError(
+                path, f"cannot be read as a raster ({error})", "give a scene GeoTIFF"
+            ) from None
+        check_pixels(raster.pixels, self.card, str(path))  # what decode() checks of a body
+        valid = None if raster.valid.all() else raster.valid[np.newaxis]
+        payload = Payload(raster.pixels[np.newaxis], valid, raster.grid, True, str(path))
+        return self.predict(payload, threshold)
+
+
+def load_predictor(model_dir: Path, **model_options: object) -> Predictor:
+    """A predictor for the artifact in `model_dir` (see OnnxModel for the options)."""
+    return Predictor(OnnxModel(model_dir, **model_options))  # type: ignore[arg-type]

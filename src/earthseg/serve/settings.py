@@ -1,0 +1,123 @@
+"""SageMaker's serving contract as settings: port, workers, timeout, payload limit, model.
+
+The variables are SageMaker's own, read through the sagemaker-inference toolkit where it
+reads them; the defaults are what SageMaker documents (port 8080, 60 s, 6 MB) and one
+worker per core on CPU or per GPU, each worker owning its device.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from sagemaker_inference import environment as toolkit_environment
+from sagemaker_inference import parameters
+
+from earthseg.errors import InputError
+from earthseg.opt_ml import base_dir
+
+PORT_ENV = parameters.BIND_TO_PORT_ENV
+WORKERS_ENV = parameters.MODEL_SERVER_WORKERS_ENV
+TIMEOUT_ENV = parameters.MODEL_SERVER_TIMEOUT_ENV
+MAX_PAYLOAD_ENV = parameters.MAX_REQUEST_SIZE
+DEFAULT_ACCEPT_ENV = parameters.DEFAULT_INVOCATIONS_ACCEPT_ENV
+DEFAULT_MAX_PAYLOAD_MB = 6.0  # SageMaker real-time endpoints refuse larger bodies anyway
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How the model server runs; `from_environment` reads them the way SageMaker sets them."""
+
+    model_dir: Path
+    port: int
+    workers: int
+    timeout_s: int
+    max_payload_mb: float
+    gpus: int
+    default_accept: str | None  # SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, when set
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return int(self.max_payload_mb * MB)
+
+    @classmethod
+    def from_environment(cls, model_dir: Path | None = None) -> ServerSettings:
+        """Settings from SageMaker's variables; a bad value names the variable and the fix."""
+        try:
+            toolkit = toolkit_environment.Environment()
+        except ValueError as error:  # the toolkit int()s the timeout
+            raise InputError(
+                TIMEOUT_ENV, f"is not a whole number of seconds ({error})", "set e.g. 60"
+            ) from None
+        gpus = count_gpus()
+        workers_default = gpus or available_cores()
+        return cls(
+            model_dir=model_dir or base_dir() / "model",
+            port=_integer(PORT_ENV, toolkit.inference_http_port, 1, 65535),
+            workers=_integer(WORKERS_ENV, toolkit.model_server_workers or workers_default, 1, 512),
+            timeout_s=_positive(TIMEOUT_ENV, toolkit.model_server_timeout),
+            max_payload_mb=_megabytes(os.environ.get(MAX_PAYLOAD_ENV)),
+            gpus=gpus,
+            default_accept=os.environ.get(DEFAULT_ACCEPT_ENV) or None,
+        )
+
+
+def available_cores() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's count)."""
+    return len(os.sched_getaffinity(0))
+
+
+def count_gpus() -> int:
+    """NVIDIA GPUs visible here, when the GPU build of ONNX Runtime is installed; else 0.
+
+    Decided without importing onnxruntime: the server asks before forking its workers, and
+    ONNX Runtime imported before a fork makes the workers abort when they exit.
+    """
+    try:
+        importlib.metadata.distribution("onnxruntime-gpu")
+    except importlib.metadata.PackageNotFoundError:
+        return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([device for device in visible.split(",") if device.strip()])
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return 0
+    try:
+        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(line.startswith("GPU ") for line in listing.stdout.splitlines())
+
+
+def _integer(name: str, value: str | int, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = low - 1
+    if not low <= number <= high:
+        raise InputError(name, f"is {value!r}", f"set a whole number from {low} to {high}")
+    return number
+
+
+def _positive(name: str, value: int) -> int:
+    if value <= 0:
+        raise InputError(name, f"is {value}", "set a positive number of seconds, e.g. 60")
+    return value
+
+
+def _megabytes(value: str | None) -> float:
+    if value is None:
+        return DEFAULT_MAX_PAYLOAD_MB
+    try:
+        megabytes = float(value)
+    except ValueError:
+        megabytes = 0.0
+    if not megabytes > 0:
+        raise InputError(MAX_PAYLOAD_ENV, f"is {value!r}", "set a positive number of MB, e.g. 6")
+    return megabytes
