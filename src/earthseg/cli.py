@@ -12,10 +12,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from earthseg import __version__
 from earthseg.errors import InputError
 from earthseg.opt_ml import BASE_DIR_ENV
+
+if TYPE_CHECKING:
+    from rasterio.crs import CRS
 
 EXIT_BAD_INPUT = 2
 
@@ -79,9 +83,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from earthseg.atomic import atomic_file
     from earthseg.serve.errors import RequestError
-    from earthseg.serve.geo import geojson_bytes, mask_features, mask_geotiff
+    from earthseg.serve.predictor import save_prediction
 
     crs = _crs_option(args.crs) if args.crs else None
     try:
@@ -96,33 +99,26 @@ def cmd_predict(args: argparse.Namespace) -> None:
             with model_folder(args.model) as folder:
                 prediction = load_predictor(folder).predict_file(args.image, args.threshold)
     except RequestError as error:  # the checks the server makes, made here in-process
-        raise InputError(args.image, error.message, "see above") from None
-    mask = prediction.mask()[0]
-    assert prediction.grid is not None  # a scene file always has one
-    with atomic_file(args.out) as partial:
-        partial.write_bytes(mask_geotiff(mask, prediction.grid))
-    labelled = float((mask == 1).sum()) / max(1, int((mask != 255).sum()))
+        raise InputError(args.image, error.problem, error.fix) from None
+    summary = save_prediction(prediction, args.out, args.geojson, crs)
+    rows, cols = prediction.probabilities.shape[1:]
     print(
-        f"wrote {args.out}: {mask.shape[1]}x{mask.shape[0]}, {labelled:.2%} of valid pixels "
-        f"positive at threshold {prediction.threshold:.3f}"
+        f"wrote {args.out}: {cols}x{rows}, {summary['positive']:.2%} of valid pixels positive "
+        f"at threshold {prediction.threshold:.3f}"
     )
     if args.geojson:
-        features = mask_features(mask, prediction.grid, crs)
-        with atomic_file(args.geojson) as partial:
-            partial.write_bytes(geojson_bytes(features))
-        print(f"wrote {args.geojson}: {len(features['features'])} polygons")
+        print(f"wrote {args.geojson}: {summary['polygons']:.0f} polygons")
 
 
-def _crs_option(value: str) -> object:
+def _crs_option(value: str) -> CRS:
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
 
     try:
         return CRS.from_user_input(value)
     except CRSError as error:
-        raise InputError("--crs", f"{value!r} is not a CRS ({error})", "use e.g. EPSG:4326") from (
-            None
-        )
+        problem = f"{value!r} is not a CRS ({error})"
+        raise InputError("--crs", problem, "use e.g. EPSG:4326") from None
 
 
 def _processing_default(path: Path, option: str) -> Path:

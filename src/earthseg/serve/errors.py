@@ -15,8 +15,9 @@ class RequestError(GenericInferenceToolkitError):
     """A request the server cannot answer as asked; `message` names the input and the fix."""
 
     def __init__(self, status: HTTPStatus, problem: str, fix: str) -> None:
-        message = f"{problem}. Fix: {fix}"
-        super().__init__(int(status), message, status.phrase)
+        self.problem = problem
+        self.fix = fix
+        super().__init__(int(status), f"{problem}. Fix: {fix}", status.phrase)
 
 
 def bad_request(problem: str, fix: str) -> RequestError:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from rasterio.crs import CRS
 
 from earthseg.errors import InputError
 from earthseg.serve.artifact import ModelCard, OnnxModel
@@ -91,6 +92,32 @@ class Predictor:
         valid = None if raster.valid.all() else raster.valid[np.newaxis]
         payload = Payload(raster.pixels[np.newaxis], valid, raster.grid, True, str(path))
         return self.predict(payload, threshold)
+
+
+def save_prediction(
+    prediction: Prediction,
+    mask_path: Path,
+    geojson_path: Path | None = None,
+    crs: CRS | None = None,
+) -> dict[str, float]:
+    """Write a scene's mask GeoTIFF (and its polygons, in `crs` or the scene's), each only
+    once complete; return what they hold: positive share of valid pixels, polygon count."""
+    from earthseg.atomic import atomic_file
+    from earthseg.serve.geo import geojson_bytes, mask_features, mask_geotiff
+
+    if prediction.grid is None or prediction.probabilities.shape[0] != 1:
+        raise ValueError("save_prediction takes the prediction of one georeferenced scene")
+    mask = prediction.mask()[0]
+    with atomic_file(mask_path) as partial:
+        partial.write_bytes(mask_geotiff(mask, prediction.grid))
+    valid = int((mask != MASK_NODATA).sum())
+    summary = {"positive": float((mask == 1).sum()) / max(1, valid), "polygons": 0.0}
+    if geojson_path is not None:
+        features = mask_features(mask, prediction.grid, crs)
+        with atomic_file(geojson_path) as partial:
+            partial.write_bytes(geojson_bytes(features))
+        summary["polygons"] = float(len(features["features"]))
+    return summary
 
 
 def load_predictor(model_dir: Path, **model_options: object) -> Predictor:
