@@ -22,10 +22,8 @@ import numpy as np
 from earthseg.errors import InputError
 from earthseg.serve.attributes import HEADER, parse_attributes
 from earthseg.serve.decoders import NPY
-from earthseg.serve.geo import read_raster
-from earthseg.serve.predictor import Prediction
+from earthseg.serve.predictor import Prediction, blended_probabilities, read_scene
 from earthseg.serve.settings import DEFAULT_MAX_PAYLOAD_MB, MB
-from earthseg.serve.windows import predict_images
 
 CHUNK_OVERLAP = 128  # pixels shared by neighbouring chunks, blended
 PAYLOAD_MARGIN = 0.95  # of the limit, for the .npy header and rounding
@@ -80,28 +78,17 @@ def predict_remote(
     overlap: int = CHUNK_OVERLAP,
 ) -> Prediction:
     """Predict a scene GeoTIFF through the server at `url`, in chunks under the limit."""
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
-    try:
-        with rasterio.open(scene) as dataset:
-            raster = read_raster(dataset)
-    except RasterioIOError as error:
-        raise InputError(scene, f"cannot be read as a raster ({error})", "give a GeoTIFF") from None
-    height, width, bands = raster.pixels.shape
-    chunk = chunk_side(bands * raster.pixels.dtype.itemsize, max_payload_mb)
+    payload = read_scene(scene)
+    _, height, width, bands = payload.images.shape
+    chunk = chunk_side(bands * payload.images.dtype.itemsize, max_payload_mb)
     tile = (min(chunk, height), min(chunk, width))
     client = ModelServerClient(url)
-    probabilities = predict_images(
-        raster.pixels[np.newaxis], client.probabilities, tile, min(overlap, min(tile) // 2), 1
-    )
-    valid = None if raster.valid.all() else raster.valid[np.newaxis]
-    if valid is not None:
-        probabilities[~valid] = np.nan
+    overlap = min(overlap, min(tile) // 2)
+    probabilities = blended_probabilities(payload, client.probabilities, tile, overlap)
     chosen = threshold if threshold is not None else client.threshold
     if chosen is None:
         raise InputError(url, "did not say its decision threshold", "pass --threshold")
-    return Prediction(probabilities, valid, chosen, raster.grid, True)
+    return Prediction(probabilities, payload.valid, chosen, payload.grid, True)
 
 
 def chunk_side(bytes_per_pixel: int, max_payload_mb: float) -> int:

@@ -22,7 +22,7 @@ from sagemaker_inference import content_types
 
 from earthseg.serve.artifact import ModelCard
 from earthseg.serve.errors import bad_request, too_large, unsupported_media_type
-from earthseg.serve.geo import Grid, read_raster
+from earthseg.serve.geo import Grid, Raster, read_raster
 
 TIFF = "image/tiff"
 PNG = "image/png"
@@ -88,8 +88,13 @@ def decode_tiff(body: bytes, card: ModelCard) -> Payload:
             f"the {TIFF} body is not a readable TIFF ({reason})",
             "send the file's bytes unchanged (e.g. `curl --data-binary @scene.tif`)",
         ) from None
+    return raster_payload(raster, TIFF)
+
+
+def raster_payload(raster: Raster, kind: str) -> Payload:
+    """A raster read whole as a one-image payload that keeps its grid and nodata."""
     valid = None if raster.valid.all() else raster.valid[np.newaxis]
-    return Payload(raster.pixels[np.newaxis], valid, raster.grid, True, TIFF)
+    return Payload(raster.pixels[np.newaxis], valid, raster.grid, True, kind)
 
 
 def decode_npy(body: bytes, card: ModelCard) -> Payload:

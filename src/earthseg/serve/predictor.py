@@ -12,10 +12,10 @@ from rasterio.crs import CRS
 
 from earthseg.errors import InputError
 from earthseg.serve.artifact import ModelCard, OnnxModel
-from earthseg.serve.decoders import Payload, check_pixels
+from earthseg.serve.decoders import Payload, check_pixels, raster_payload
 from earthseg.serve.errors import timed_out
 from earthseg.serve.geo import MASK_NODATA, Grid, read_raster
-from earthseg.serve.windows import DeadlineExceeded, default_overlap, predict_images
+from earthseg.serve.windows import DeadlineExceeded, Run, default_overlap, predict_images
 
 
 @dataclass(frozen=True)
@@ -53,21 +53,14 @@ class Predictor:
         """Probabilities for every pixel of a decoded payload's images; `threshold` overrides
         the card's; after `timeout_s` seconds the work is abandoned with a 504 RequestError."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        run, tile = self.model.probabilities, self.card.tile_size
         try:
-            probabilities = predict_images(
-                payload.images,
-                self.model.probabilities,
-                self.card.tile_size,
-                self.overlap,
-                deadline=deadline,
-            )
+            probabilities = blended_probabilities(payload, run, tile, self.overlap, deadline)
         except DeadlineExceeded as stopped:
             raise timed_out(
                 f"the prediction took longer than the server's {timeout_s:g} s timeout ({stopped})",
                 "send smaller images, or raise SAGEMAKER_MODEL_SERVER_TIMEOUT",
             ) from None
-        if payload.valid is not None:
-            probabilities[~payload.valid] = np.nan
         return Prediction(
             probabilities,
             payload.valid,
@@ -78,20 +71,35 @@ class Predictor:
 
     def predict_file(self, path: Path, threshold: float | None = None) -> Prediction:
         """A scene GeoTIFF of any size, read from disk."""
-        import rasterio
-        from rasterio.errors import RasterioIOError
-
-        try:
-            with rasterio.open(path) as dataset:
-                raster = read_raster(dataset)
-        except RasterioIOError as error:
-            raise InputError(
-                path, f"cannot be read as a raster ({error})", "give a scene GeoTIFF"
-            ) from None
-        check_pixels(raster.pixels, self.card, str(path))  # what decode() checks of a body
-        valid = None if raster.valid.all() else raster.valid[np.newaxis]
-        payload = Payload(raster.pixels[np.newaxis], valid, raster.grid, True, str(path))
+        payload = read_scene(path)
+        check_pixels(payload.images, self.card, str(path))  # what decode() checks of a body
         return self.predict(payload, threshold)
+
+
+def blended_probabilities(
+    payload: Payload, run: Run, tile: tuple[int, int], overlap: int, deadline: float | None = None
+) -> np.ndarray:
+    """(N, rows, cols) probabilities of a payload's images through `run` in overlapping
+    windows of `tile`, NaN where the images have no data."""
+    probabilities = predict_images(payload.images, run, tile, overlap, deadline=deadline)
+    if payload.valid is not None:
+        probabilities[~payload.valid] = np.nan
+    return probabilities
+
+
+def read_scene(path: Path) -> Payload:
+    """A scene GeoTIFF on disk, read whole as a request body would be decoded."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        with rasterio.open(path) as dataset:
+            raster = read_raster(dataset)
+    except RasterioIOError as error:
+        raise InputError(
+            path, f"cannot be read as a raster ({error})", "give a scene GeoTIFF"
+        ) from None
+    return raster_payload(raster, str(path))
 
 
 def save_prediction(
@@ -120,6 +128,6 @@ def save_prediction(
     return summary
 
 
-def load_predictor(model_dir: Path, **model_options: object) -> Predictor:
-    """A predictor for the artifact in `model_dir` (see OnnxModel for the options)."""
-    return Predictor(OnnxModel(model_dir, **model_options))  # type: ignore[arg-type]
+def load_predictor(model_dir: Path) -> Predictor:
+    """A predictor for the artifact in `model_dir`, running on every core (or the GPU)."""
+    return Predictor(OnnxModel(model_dir))
