@@ -630,3 +630,17 @@ def test_a_model_on_shared_cores_answers_as_one_on_all_cores(
     tiles = np.random.default_rng(8).integers(0, 256, (3, TILE, TILE, 3), dtype=np.uint8)
     shared = OnnxModel(test_model, cores=slots).probabilities(tiles)
     np.testing.assert_allclose(shared, onnx_probabilities(test_model, tiles), atol=1e-6)
+
+
+def test_polygons_are_not_reprojected_from_a_scene_without_a_crs(
+    test_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scene, out, polygons = tmp_path / "plain.tif", tmp_path / "mask.tif", tmp_path / "m.geojson"
+    pixels = np.random.default_rng(9).integers(0, 256, (3, 40, 40), dtype=np.uint8)
+    profile = {"driver": "GTiff", "width": 40, "height": 40, "count": 3, "dtype": "uint8"}
+    with rasterio.open(scene, "w", **profile, transform=from_origin(0, 40, 1, 1)) as dataset:
+        dataset.write(pixels)
+    command = ["predict", "--image", str(scene), "--model", str(test_model), "--out", str(out)]
+    assert cli([*command, "--geojson", str(polygons), "--crs", "EPSG:4326"]) == 2
+    assert "no CRS to reproject from" in capsys.readouterr().err
+    assert not polygons.exists() and not out.exists()

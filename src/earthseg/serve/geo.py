@@ -78,10 +78,12 @@ def mask_features(mask: np.ndarray, grid: Grid | None, to_crs: CRS | None) -> di
     """
     transform = grid.transform if grid is not None else Affine.identity()
     source_crs = grid.crs if grid is not None else None
+    if to_crs is not None and source_crs is None:
+        raise ValueError(f"cannot reproject polygons to {to_crs}: the raster has no CRS")
     positive = (mask == 1).astype(np.uint8)
     features = []
     for geometry, _ in shapes(positive, mask=positive.astype(bool), transform=transform):
-        if to_crs is not None and source_crs is not None and to_crs != source_crs:
+        if to_crs is not None and to_crs != source_crs:
             geometry = transform_geom(source_crs, to_crs, geometry)
         features.append({"type": "Feature", "properties": {"class": 1}, "geometry": geometry})
     collection: dict[str, Any] = {"type": "FeatureCollection", "features": features}

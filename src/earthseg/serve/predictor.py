@@ -115,6 +115,13 @@ def save_prediction(
 
     if prediction.grid is None or prediction.probabilities.shape[0] != 1:
         raise ValueError("save_prediction takes the prediction of one georeferenced scene")
+    if geojson_path is not None and crs is not None and prediction.grid.crs is None:
+        raise InputError(
+            geojson_path,
+            f"cannot hold polygons in {crs}: the scene has no CRS to reproject from",
+            "assign the scene its CRS (e.g. `gdal_edit.py -a_srs EPSG:4326 scene.tif`), "
+            "or drop --crs for polygons in pixel coordinates",
+        )
     mask = prediction.mask()[0]
     with atomic_file(mask_path) as partial:
         partial.write_bytes(mask_geotiff(mask, prediction.grid))
