@@ -1,0 +1,1 @@
+"""Launching on AWS: pushing the images, SageMaker jobs and endpoints, the pipeline."""
