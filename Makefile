@@ -7,10 +7,11 @@ INSTALLED := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 BASE_IMAGE ?= earthseg-base:bookworm
 FLAVOR ?= gpu
-MODEL_DIR ?= $(DEMO_DIR)/opt_ml/model
+MODEL_DIR ?= $(DEMO_DIR)/run/model
 PORT ?= 8080
+IMAGES_JSON ?= build/images-$(FLAVOR).json
 
-.PHONY: help setup docker test lint format demo bench base-image build serve-local clean
+.PHONY: help setup docker test lint format demo bench base-image build push serve-local clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,7 +26,7 @@ docker: ## install Debian's docker.io and docker-compose when missing, start doc
 	scripts/ensure-docker.sh
 
 test: setup ## run the whole suite, Docker tests included
-	scripts/ensure-docker.sh || [ "$$CI" != "true" ]
+	scripts/ensure-docker.sh --registry || [ "$$CI" != "true" ]
 	$(BIN)/pytest -q
 
 lint: setup ## ruff and mypy
@@ -52,6 +53,9 @@ base-image: docker ## Debian bookworm base image from debootstrap + docker impor
 build: docker ## both images, earthseg-{train,serve}:<version>-$(FLAVOR) (FLAVOR=cpu|gpu; gpu is what push sends)
 	BASE_IMAGE=$(BASE_IMAGE) scripts/build-image.sh train $(FLAVOR)
 	BASE_IMAGE=$(BASE_IMAGE) scripts/build-image.sh serve $(FLAVOR)
+
+push: setup docker ## push what `make build` made (FLAVOR) to ECR or REGISTRY=host[/namespace]; URIs to $(IMAGES_JSON)
+	$(BIN)/python -m earthseg.launch.push --flavor $(FLAVOR) --json $(IMAGES_JSON)
 
 serve-local: docker ## serve the last trained model (MODEL_DIR, default the demo's) on port $(PORT) in the cpu serve image
 	@[ -f $(MODEL_DIR)/earthseg.json ] || { echo "no trained model in $(MODEL_DIR): run 'make demo' first, or pass MODEL_DIR=..."; exit 2; }

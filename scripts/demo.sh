@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The README's first command: sample export -> preprocess -> train in the local training
-# container (the same image SageMaker runs, with the same /opt/ml layout) -> serve the model
-# in the local inference container and predict the test scenes over HTTP, then the test
-# metrics and where the figures and masks are. Without a Docker engine the training and
-# prediction stages run in-process instead, and say so.
+# The README's first command: a synthetic ImageLabeler export, then `earthseg pipeline
+# --local` on it: preprocess in the training image (as a Processing job would), train
+# through the SageMaker SDK's local mode in the training image, serve in the inference
+# image, predict the test scenes over HTTP, and write the report. Without a Docker engine
+# the pipeline says so and runs the same stages on this machine without containers.
 #
 #   scripts/demo.sh DEMO_DIR     env: DEMO_SCENES, DEMO_SIZE, DEMO_TILE, DEMO_EPOCHS
 set -euo pipefail
@@ -13,8 +13,8 @@ scenes=${DEMO_SCENES:-8}
 size=${DEMO_SIZE:-1024}
 tile=${DEMO_TILE:-128}
 epochs=${DEMO_EPOCHS:-25}
-bin=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=$root/.venv/bin
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -22,81 +22,45 @@ rm -rf "$demo"
 step "1. a synthetic ImageLabeler export ($scenes scenes of ${size} px)"
 "$bin/earthseg" sample --out "$demo/export" --scenes "$scenes" --size "$size" --seed 0
 
-step "2. preprocess: masks, ${tile} px tiles, scene-grouped splits, packed channels"
-"$bin/earthseg" preprocess --images "$demo/export/images" --labels "$demo/export/labels" \
-    --out "$demo/dataset" --tile-size "$tile" --seed 0 --write-tiles
-
-# The /opt/ml layout SageMaker gives a training container.
-ml=$demo/opt_ml
-mkdir -p "$ml/input/config" "$ml/input/data"
-for channel in train validation test; do
-    cp -r "$demo/dataset/$channel" "$ml/input/data/$channel"
-done
-cat >"$ml/input/config/hyperparameters.json" <<EOF
-{"epochs": "$epochs", "batch_size": "16", "patience": "6", "seed": "0"}
-EOF
-
-# The scenes of the test split, named in the manifest.
-test_scenes=$("$bin/python" -c 'import json, sys
-manifest = json.load(open(sys.argv[1]))
-print("\n".join(i["image"]["file"] for i in manifest["inputs"] if i["split"] == "test"))' \
-    "$demo/dataset/manifest.json")
-predictions=$demo/predictions
-mkdir -p "$predictions"
-
 if "$root/scripts/ensure-docker.sh" >/dev/null 2>&1; then
-    step "3. train in the local training container (earthseg-train:cpu)"
+    step "2. the cpu images the local run uses (earthseg-train:cpu, earthseg-serve:cpu)"
     "$root/scripts/build-image.sh" train cpu
-    docker run --rm --network host -v "$(realpath "$ml"):/opt/ml" earthseg-train:cpu train
-
-    step "4. serve the model in the local inference container (earthseg-serve:cpu), predict the test scenes over HTTP"
     "$root/scripts/build-image.sh" serve cpu
-    port=$("$bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    server=$(docker run -d --rm --network host -e SAGEMAKER_BIND_TO_PORT="$port" \
-        -v "$(realpath "$ml/model"):/opt/ml/model:ro" earthseg-serve:cpu serve)
-    trap 'docker stop "$server" >/dev/null 2>&1 || true' EXIT
-    "$bin/python" - "$port" <<'EOF'
-import sys, time, urllib.request
-for _ in range(150):  # until /ping answers 200: a worker has loaded the model
-    try:
-        if urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/ping", timeout=2).status == 200:
-            break
-    except OSError:
-        time.sleep(0.2)
-else:
-    sys.exit("the inference container did not answer /ping within 30 s (docker logs show why)")
-EOF
-    source=(--url "http://127.0.0.1:$port")
-else
-    step "3. train in-process: no Docker engine answers (run 'make docker' as root to get one)"
-    "$bin/earthseg" train --base-dir "$ml"
-    step "4. predict the test scenes in-process (no Docker engine for the inference container)"
-    source=(--model "$ml/model")
 fi
-for file in $test_scenes; do
-    stem=${file%.*}
-    "$bin/earthseg" predict --image "$demo/export/images/$file" "${source[@]}" \
-        --out "$predictions/$stem.tif" --geojson "$predictions/$stem.geojson"
-done
 
+# The run's config: run.yaml documents every option; the demo sets a small U-Net's worth.
+cat >"$demo/run.yaml" <<YAML
+name: demo
+run_dir: run
+export: {images: export/images, labels: export/labels}
+preprocess: {tile_size: $tile, seed: 0, write_tiles: true}
+train:
+  hyperparameters: {epochs: $epochs, batch_size: 16, patience: 6, seed: 0}
+YAML
+
+step "3. earthseg pipeline --config $demo/run.yaml --local"
+"$bin/earthseg" pipeline --config "$demo/run.yaml" --local
+
+run=$demo/run
 step "Demo outputs"
-"$bin/python" - "$ml" <<'EOF'
+"$bin/python" - "$run" <<'PY'
 import json, sys
 from pathlib import Path
-ml = Path(sys.argv[1])
-metrics = json.loads((ml / "output/data/metrics.json").read_text())
+run = Path(sys.argv[1])
+metrics = json.loads((run / "training/metrics.json").read_text())
 test = metrics.get("test", {})
-print(f"test split: IoU {test.get('iou', float('nan')):.3f}  F1 {test.get('f1', float('nan')):.3f}"
-      f"  precision {test.get('precision', float('nan')):.3f}  recall {test.get('recall', float('nan')):.3f}"
+print(f"test tiles:  IoU {test.get('iou', float('nan')):.3f}  F1 {test.get('f1', float('nan')):.3f}"
       f"  (threshold {metrics['threshold']:.2f}, chosen on validation)")
-EOF
+PY
 cat <<EOF
+  the report (open in a browser):       $run/report/report.html (and report.md)
   sample export (scenes + shapefiles):  $demo/export
-  training channels + manifest:         $demo/dataset/{train,validation,test}, $demo/dataset/manifest.json
-  per-tile GeoTIFFs + _bitmap.png:      $demo/dataset/tiles
-  model artifact (SavedModel, ONNX, card): $ml/model
-  figures and test metrics:             $ml/output/data/{training_curves.png,predictions.png,metrics.json}
-  test scenes predicted whole (QGIS):   $predictions/*.tif (mask GeoTIFF), *.geojson (polygons)
+  training channels + manifest:         $run/dataset/{train,validation,test}, $run/dataset/manifest.json
+  per-tile GeoTIFFs + _bitmap.png:      $run/dataset/tiles
+  model artifact (SavedModel, ONNX, card): $run/model
+  training metrics and figures:         $run/training
+  test scenes predicted whole (QGIS):   $run/predictions/*.tif (mask GeoTIFF), *.geojson (polygons)
+  every stage's log:                    $run/logs
 Serve the model yourself: make serve-local (port 8080), then
   .venv/bin/earthseg predict --image SCENE.tif --url http://127.0.0.1:8080 --out MASK.tif
 EOF

@@ -4,7 +4,10 @@
 # stopped engine is started (systemd when it runs, else dockerd in the background, logging
 # to DOCKERD_LOG). Exits non-zero with the reason and the fix when that is not possible.
 #
-#   scripts/ensure-docker.sh        env: DOCKERD_LOG, DOCKER_START_TIMEOUT (seconds, default 60)
+#   scripts/ensure-docker.sh [--registry]
+#       --registry   also Debian's docker-registry (the OCI registry the push tests run on
+#                    loopback); only its binary is wanted, so its own service is kept off
+#   env: DOCKERD_LOG, DOCKER_START_TIMEOUT (seconds, default 60)
 set -euo pipefail
 
 log=${DOCKERD_LOG:-/var/log/earthseg-dockerd.log}
@@ -23,13 +26,24 @@ have_compose() {
     command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1
 }
 
-# 1. Binaries: the client, the daemon (only needed when we have to start one) and Compose.
+with_registry=
+case "${1:-}" in
+    --registry) with_registry=1 ;;
+    "") ;;
+    *) die "usage: $0 [--registry]" ;;
+esac
+
+# 1. Binaries: the client, the daemon (only needed when we have to start one), Compose, and
+#    with --registry docker-registry.
 missing=()
 if ! command -v docker >/dev/null 2>&1 || { ! engine_answers && ! dockerd_path >/dev/null; }; then
     missing+=(docker.io)
 fi
 if ! command -v docker >/dev/null 2>&1 || ! have_compose; then
     missing+=(docker-compose)
+fi
+if [ -n "$with_registry" ] && ! command -v docker-registry >/dev/null 2>&1; then
+    missing+=(docker-registry)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
@@ -39,6 +53,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
+    if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
+        # Its package starts an open registry on :5000 where services may start: stop that.
+        if [ -d /run/systemd/system ]; then
+            systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+        elif [ -x /etc/init.d/docker-registry ]; then
+            /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
+            update-rc.d docker-registry disable >/dev/null 2>&1 || true
+        fi
+    fi
 fi
 
 if engine_answers; then

@@ -23,6 +23,11 @@ def test_help_lists_every_subcommand_with_its_purpose() -> None:
         "train",
         "serve",
         "predict",
+        "upload",
+        "deploy",
+        "delete",
+        "invoke",
+        "pipeline",
     }
     for command in commands:
         assert command.help and len(command.help) > 20

@@ -8,6 +8,7 @@ readable `InputError` instead of a botocore traceback.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import boto3
@@ -23,7 +24,12 @@ REGION_FIX = "set AWS_REGION (or AWS_DEFAULT_REGION, or a region in ~/.aws/confi
 
 
 def session(region: str | None = None, profile: str | None = None) -> boto3.Session:
-    """A boto3 session with a region; credentials are checked by the first call."""
+    """A boto3 session with a region; credentials are checked by the first call.
+
+    AWS_REGION counts as the other AWS SDKs and the CLI count it (before AWS_DEFAULT_REGION
+    and the profile's region): botocore itself reads only AWS_DEFAULT_REGION.
+    """
+    region = region or os.environ.get("AWS_REGION") or None
     result = boto3.Session(region_name=region, profile_name=profile)
     if not result.region_name:
         raise InputError("AWS region", "is not configured", REGION_FIX)
@@ -51,9 +57,7 @@ def call(client: Any, operation: str, **kwargs: Any) -> Any:
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         if code in {"InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken"}:
-            raise InputError(
-                "AWS credentials", f"were refused ({code})", CREDENTIALS_FIX
-            ) from None
+            raise InputError("AWS credentials", f"were refused ({code})", CREDENTIALS_FIX) from None
         raise
     except BotoCoreError as error:
         service = client.meta.service_model.service_name

@@ -1,4 +1,5 @@
-"""Whole-scene prediction against a running model server, however large the scene.
+"""Whole-scene prediction against a running model server, however large the scene: a
+server reached over HTTP here, or a SageMaker endpoint (earthseg.launch.runtime).
 
 A scene whose request or answer would exceed the server's payload limit is cut into
 overlapping chunks that each fit; every chunk goes as a NumPy array and comes back as
@@ -28,14 +29,14 @@ from earthseg.serve.settings import DEFAULT_MAX_PAYLOAD_MB, MB
 CHUNK_OVERLAP = 128  # pixels shared by neighbouring chunks, blended
 PAYLOAD_MARGIN = 0.95  # of the limit, for the .npy header and rounding
 REQUEST_TIMEOUT_S = 120.0
+PROBABILITY_ATTRIBUTE = "output=probability"
 
 
-class ModelServerClient:
-    """POSTs image arrays to a server's /invocations and returns its probabilities."""
+class InvocationsClient:
+    """Sends image arrays to a model server's /invocations, one request per image, and
+    returns its probabilities; subclasses say how a request travels (`_send`)."""
 
-    def __init__(self, url: str, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
-        self.url = invocations_url(url)
-        self.timeout_s = timeout_s
+    def __init__(self) -> None:
         self.threshold: float | None = None  # the server's, from its last answer
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
@@ -45,20 +46,37 @@ class ModelServerClient:
     def _one(self, image: np.ndarray) -> np.ndarray:
         body = io.BytesIO()
         np.save(body, np.ascontiguousarray(image))
+        answer, attributes = self._send(body.getvalue())
+        self.threshold = parse_attributes(attributes).threshold
+        return np.asarray(np.load(io.BytesIO(answer), allow_pickle=False), dtype=np.float32)
+
+    def _send(self, body: bytes) -> tuple[bytes, str | None]:
+        """POST a .npy body asking for probabilities; the answer and its custom attributes."""
+        raise NotImplementedError
+
+
+class ModelServerClient(InvocationsClient):
+    """A model server reached over plain HTTP(S), e.g. a local container."""
+
+    def __init__(self, url: str, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+        super().__init__()
+        self.url = invocations_url(url)
+        self.timeout_s = timeout_s
+
+    def _send(self, body: bytes) -> tuple[bytes, str | None]:
         request = urllib.request.Request(
             self.url,
-            data=body.getvalue(),
-            headers={"Content-Type": NPY, "Accept": NPY, HEADER: "output=probability"},
+            data=body,
+            headers={"Content-Type": NPY, "Accept": NPY, HEADER: PROBABILITY_ATTRIBUTE},
             method="POST",
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                answer = response.read()
-                self.threshold = parse_attributes(response.headers.get(HEADER)).threshold
+                return response.read(), response.headers.get(HEADER)
         except urllib.error.HTTPError as error:
             raise InputError(
                 self.url,
-                f"answered HTTP {error.code}: {_server_message(error.read())}",
+                f"answered HTTP {error.code}: {server_message(error.read())}",
                 "change the request as the message says, or see the server's log",
             ) from None
         except (urllib.error.URLError, OSError) as error:
@@ -67,7 +85,6 @@ class ModelServerClient:
                 f"cannot be reached ({error})",
                 "start the server (`make serve-local`) or correct --url",
             ) from None
-        return np.asarray(np.load(io.BytesIO(answer), allow_pickle=False), dtype=np.float32)
 
 
 def predict_remote(
@@ -75,19 +92,28 @@ def predict_remote(
     scene: Path,
     threshold: float | None = None,
     max_payload_mb: float = DEFAULT_MAX_PAYLOAD_MB,
-    overlap: int = CHUNK_OVERLAP,
 ) -> Prediction:
     """Predict a scene GeoTIFF through the server at `url`, in chunks under the limit."""
+    return predict_chunked(ModelServerClient(url), scene, threshold, max_payload_mb)
+
+
+def predict_chunked(
+    client: InvocationsClient,
+    scene: Path,
+    threshold: float | None = None,
+    max_payload_mb: float = DEFAULT_MAX_PAYLOAD_MB,
+    overlap: int = CHUNK_OVERLAP,
+) -> Prediction:
+    """Predict a scene GeoTIFF through `client`, in blended chunks under the payload limit."""
     payload = read_scene(scene)
     _, height, width, bands = payload.images.shape
     chunk = chunk_side(bands * payload.images.dtype.itemsize, max_payload_mb)
     tile = (min(chunk, height), min(chunk, width))
-    client = ModelServerClient(url)
     overlap = min(overlap, min(tile) // 2)
     probabilities = blended_probabilities(payload, client.probabilities, tile, overlap)
     chosen = threshold if threshold is not None else client.threshold
     if chosen is None:
-        raise InputError(url, "did not say its decision threshold", "pass --threshold")
+        raise InputError(scene, "got no decision threshold from the model", "pass --threshold")
     return Prediction(probabilities, payload.valid, chosen, payload.grid, True)
 
 
@@ -107,7 +133,8 @@ def invocations_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts)
 
 
-def _server_message(body: bytes) -> str:
+def server_message(body: bytes) -> str:
+    """The `error` a model server put in its JSON answer, or the start of the body."""
     try:
         return str(json.loads(body)["error"])
     except (ValueError, KeyError, TypeError):

@@ -1,0 +1,175 @@
+"""`earthseg pipeline` on SageMaker: the stages as AWS services, the run folder here.
+
+Preprocessing runs here and uploads the channels (or, with `preprocess.processing`, runs
+as a Processing job in the training image on the export uploaded to S3); training is a
+training job; the model goes to an endpoint, the test scenes through sagemaker-runtime.
+Everything lives under `aws.s3`/<name>/. The artifact and the job's reports are fetched
+into the run folder, so the report is made here. The endpoint is deleted at the end
+unless `deploy.keep`; a resumed run reuses an endpoint it left InService.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from earthseg.launch import aws, s3
+from earthseg.launch.config import RunConfig
+from earthseg.launch.local_run import extract, preprocess_arguments, preprocess_on_host
+from earthseg.launch.role import execution_role
+from earthseg.launch.run_folder import RunFolder
+from earthseg.preprocess.manifest import MANIFEST
+from earthseg.serve.predictor import Prediction
+
+HOURS = 3600
+ENDPOINT_RECORD = "endpoint"  # state.json entry of an endpoint this run left running
+
+
+class SageMakerBackend:
+    """The stages on SageMaker, for the account and region of the usual AWS config."""
+
+    mode = "sagemaker"
+
+    def __init__(self, config: RunConfig, folder: RunFolder, say: Callable[[str], None]) -> None:
+        config.require_cloud()
+        self.config = config
+        self.folder = folder
+        self.say = say
+        self.aws = aws.session(config.aws.region, config.aws.profile)
+        aws.account_id(self.aws)  # missing or refused credentials fail before any stage
+        self.role = execution_role(config.role, "aws.role")
+        self.root = s3.parse_s3_uri(str(config.aws.s3), "aws.s3").child(config.name)
+        self.images = {"train": str(config.train.image), "serve": str(config.deploy.image)}
+
+    def preprocess(self, dataset: Path) -> dict[str, Any]:
+        from earthseg.launch.datasets import s3_channels, upload_dataset
+
+        destination = self.root.child("dataset")
+        if not self.config.preprocess.processing:
+            outputs = preprocess_on_host(self.config, dataset)
+            channels = upload_dataset(self.aws, dataset, destination, self.say)
+            channels.pop("manifest", None)
+            return {**outputs, "channels": channels}
+
+        from earthseg.launch.preprocess_job import run_preprocess_job
+
+        export = self.root.child("export")
+        images = s3.upload_folder(self.aws, self.config.export.images, str(export.child("images")))
+        labels = s3.upload_folder(self.aws, self.config.export.labels, str(export.child("labels")))
+        result = run_preprocess_job(
+            self.aws,
+            self.images["train"],
+            images,
+            labels,
+            destination.folder,
+            preprocess_arguments(self.config),
+            role=self.role,
+            instance_type=self.config.preprocess.instance_type,
+            base_job_name=f"{self.config.name}-preprocess",
+            say=self.say,
+        )
+        s3.download_file(self.aws, str(destination.child(MANIFEST)), dataset / MANIFEST)
+        return {
+            "dataset": str(dataset),
+            "job": result.job_name,
+            "channels": s3_channels(self.aws, destination, "the Processing job's output"),
+        }
+
+    def train(self, dataset: dict[str, Any], model: Path, training: Path) -> dict[str, Any]:
+        from earthseg.launch.training import TrainingSpec, run_training
+
+        settings = self.config.train
+        spec = TrainingSpec(
+            image=self.images["train"],
+            channels=dataset["channels"],
+            role=self.role,
+            hyperparameters=settings.hyperparameters,
+            instance_type=settings.instance_type,
+            instance_count=settings.instances,
+            spot=settings.spot,
+            max_run_s=round(settings.max_run_hours * HOURS),
+            max_wait_s=round(settings.max_wait_hours * HOURS) if settings.max_wait_hours else None,
+            output_uri=str(self.root.child("jobs")),
+            base_job_name=self.config.name,
+            volume_size_gb=settings.volume_size_gb,
+        )
+        result = run_training(self.aws, spec, say=self.say)
+        for uri, target, prefix in (
+            (result.model_uri, model, ""),
+            (result.output_uri, training, "data/"),
+        ):
+            archive = self.folder.root / "downloads" / Path(uri).name
+            extract(s3.download_file(self.aws, uri, archive), target, member_prefix=prefix)
+        card = json.loads((model / "earthseg.json").read_text())
+        return {
+            "model": str(model),
+            "model_uri": result.model_uri,
+            "job": result.job_name,
+            "threshold": card["threshold"],
+        }
+
+    @contextmanager
+    def deploy(
+        self, trained: dict[str, Any]
+    ) -> Iterator[Callable[[Path, float | None], Prediction]]:
+        from earthseg.launch.endpoints import Serverless, delete_endpoint, deploy
+        from earthseg.launch.runtime import invoke_scene
+
+        endpoint = self._endpoint_left_running(trained["model_uri"])
+        if endpoint is None:
+            settings = self.config.deploy
+            serverless = settings.serverless
+            environment = (
+                {"SAGEMAKER_MODEL_SERVER_WORKERS": str(settings.workers)}
+                if settings.workers
+                else {}
+            )
+            endpoint = deploy(
+                self.aws,
+                self.images["serve"],
+                trained["model_uri"],
+                self.role,
+                name=self.config.name,
+                instance_type=settings.instance_type,
+                instance_count=settings.instances,
+                serverless=Serverless(serverless.memory_mb, serverless.max_concurrency)
+                if serverless
+                else None,
+                environment=environment,
+                say=self.say,
+            )
+            self.folder.finish(ENDPOINT_RECORD, trained["model_uri"], {"endpoint": endpoint})
+        payload_mb = self.config.invoke.max_payload_mb
+        try:
+            yield lambda scene, threshold: invoke_scene(
+                self.aws, endpoint, scene, threshold, payload_mb
+            )
+        finally:
+            if self.config.deploy.keep:
+                self.say(f"endpoint {endpoint} kept: earthseg delete --endpoint {endpoint}")
+            else:
+                delete_endpoint(self.aws, endpoint, self.say)
+                self.folder.forget(ENDPOINT_RECORD)
+
+    def _endpoint_left_running(self, model_uri: str) -> str | None:
+        """The endpoint an earlier, interrupted run deployed for this model, if InService."""
+        record = self.folder.finished(ENDPOINT_RECORD, model_uri)
+        if record is None:
+            return None
+        name = str(record["endpoint"])
+        try:
+            status = aws.call(self.aws.client("sagemaker"), "describe_endpoint", EndpointName=name)[
+                "EndpointStatus"
+            ]
+        except ClientError:
+            status = "gone"
+        if status != "InService":
+            self.folder.forget(ENDPOINT_RECORD)
+            return None
+        self.say(f"endpoint {name}: left InService by an earlier run, reused")
+        return name

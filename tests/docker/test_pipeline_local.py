@@ -1,0 +1,61 @@
+"""`earthseg pipeline --local` end to end in the real images: preprocessing in the
+training image with the Processing mounts, training through the SageMaker SDK's local
+mode, serving in the serve image, predicting over HTTP, the report; then a failed run
+resumed without redoing what finished."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import rasterio
+import yaml
+
+from earthseg.cli import main as cli
+from tests.test_pipeline import STAGES, small_run, stage_lines
+
+pytestmark = pytest.mark.docker
+
+
+def test_pipeline_local_runs_every_stage_in_the_images_and_resumes_after_a_failure(
+    train_image: str, serve_image: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = {"train_image": train_image, "serve_image": "earthseg-serve:no-such-tag"}
+    config = small_run(tmp_path, docker="always", local=broken)
+    assert cli(["pipeline", "--config", str(config), "--local"]) == 2
+    first = capsys.readouterr()
+    assert "earthseg-serve:no-such-tag" in first.err and "make build" in first.err
+    assert stage_lines(first.out) == {
+        "preprocess": "finished",
+        "train": "finished",
+        "invoke": "running",
+    }
+
+    settings = yaml.safe_load(config.read_text())
+    settings["local"]["serve_image"] = serve_image
+    config.write_text(yaml.safe_dump(settings))
+    assert cli(["pipeline", "--config", str(config), "--local"]) == 0
+    second = capsys.readouterr().out
+    assert stage_lines(second) == {
+        "preprocess": "kept",
+        "train": "kept",
+        "invoke": "finished",
+        "report": "finished",
+    }
+
+    run = tmp_path / "runs" / "tiny"
+    assert list(json.loads((run / "state.json").read_text())) == STAGES
+    # Each stage ran in its image: the containers' own logs are in the run folder.
+    assert "tiles from 4 scenes" in (run / "logs" / "preprocess-container.log").read_text()
+    assert "worker" in (run / "logs" / "deploy-container.log").read_text()
+    card = json.loads((run / "model" / "earthseg.json").read_text())
+    assert card["training"]["hyperparameters"]["epochs"] == 2
+    assert (run / "training" / "metrics.json").exists()
+    manifest = json.loads((run / "dataset" / "manifest.json").read_text())
+    tests = [item["image"]["file"] for item in manifest["inputs"] if item["split"] == "test"]
+    for file in tests:
+        with rasterio.open(run / "predictions" / f"{Path(file).stem}.tif") as mask:
+            assert mask.nodata == 255
+            assert set(map(int, set(mask.read(1).ravel()))) <= {0, 1, 255}
+    assert (run / "report" / "report.html").exists()

@@ -1,0 +1,188 @@
+"""`earthseg pipeline`: the config file, the run folder, and resuming, run in-process
+(`local.docker: never`); tests/docker/test_pipeline_local.py runs it in the images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import rasterio
+import yaml
+
+from earthseg.cli import main as cli
+from earthseg.errors import InputError
+from earthseg.launch.config import load_config
+from earthseg.synthetic import write_sample_export
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ["preprocess", "train", "invoke", "report"]
+
+
+def small_run(folder: Path, docker: str = "never", **overrides: object) -> Path:
+    """A config for a 4-scene 256 px export: 64 px tiles, a tiny U-Net, 2 epochs."""
+    if not (folder / "export").exists():
+        write_sample_export(folder / "export", scenes=4, size=256, seed=3)
+    config = {
+        "name": "tiny",
+        "export": {"images": "export/images", "labels": "export/labels"},
+        "preprocess": {"tile_size": 64, "splits": [0.5, 0.25, 0.25]},
+        "train": {"hyperparameters": {"epochs": 2, "batch_size": 8, "filters": 8, "depth": 2}},
+        "local": {"docker": docker},
+        **overrides,
+    }
+    path = folder / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def stage_lines(output: str) -> dict[str, str]:
+    """Each stage's last word on a run: running / kept."""
+    lines = {}
+    for line in output.splitlines():
+        name, _, rest = line.partition(": ")
+        if name in STAGES:
+            lines[name] = "kept" if "kept" in rest else rest.split(" ")[0]
+    return lines
+
+
+def test_the_documented_config_lists_every_option() -> None:
+    """run.yaml, the reference, sets every key the schema knows, and loads."""
+    from earthseg.launch.config import RunConfig
+
+    documented = yaml.safe_load((REPO / "run.yaml").read_text())
+    load_config(REPO / "run.yaml")
+    for section, model in RunConfig.model_fields.items():
+        assert section in documented, section
+        annotation = model.annotation
+        if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+            assert set(documented[section]) == set(annotation.model_fields), section
+
+
+def test_a_typo_or_a_bad_value_names_the_key(tmp_path: Path) -> None:
+    path = small_run(tmp_path, deploy={"instance_typ": "ml.m5.large"})
+    with pytest.raises(InputError, match=r"deploy\.instance_typ: is not an option"):
+        load_config(path)
+    path = small_run(tmp_path, train={"hyperparameters": {"epocks": 3}})
+    with pytest.raises(InputError, match=r"epocks.*did you mean epochs"):
+        load_config(path)
+
+
+def test_relative_paths_follow_the_config_file(tmp_path: Path) -> None:
+    config = load_config(small_run(tmp_path))
+    assert config.export.images == tmp_path / "export" / "images"
+    assert config.folder == tmp_path / "runs" / "tiny"
+
+
+def test_a_cloud_run_says_what_it_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SAGEMAKER_ROLE", raising=False)
+    assert cli(["pipeline", "--config", str(small_run(tmp_path))]) == 2
+    error = capsys.readouterr().err
+    for key in ("train.image", "deploy.image", "aws.s3", "aws.role"):
+        assert key in error
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    folder = tmp_path_factory.mktemp("pipeline")
+    config = small_run(folder)
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli(["pipeline", "--config", str(config), "--local"]) == 0
+    return config, out.getvalue()
+
+
+def test_one_folder_holds_the_whole_run(finished_run: tuple[Path, str]) -> None:
+    config, output = finished_run
+    run = config.parent / "runs" / "tiny"
+    assert stage_lines(output) == dict.fromkeys(STAGES, "finished")
+    state = json.loads((run / "state.json").read_text())
+    assert list(state) == STAGES
+    manifest = json.loads((run / "dataset" / "manifest.json").read_text())
+    card = json.loads((run / "model" / "earthseg.json").read_text())
+    assert card["data"]["manifest_sha256"]
+    assert (run / "training" / "metrics.json").exists()
+    assert (run / "config.yaml").exists()
+    for stage in STAGES:
+        assert (run / "logs" / f"{stage}.log").exists()
+    tests = [item["image"]["file"] for item in manifest["inputs"] if item["split"] == "test"]
+    assert tests
+    for file in tests:
+        stem = Path(file).stem
+        scene_file = config.parent / "export" / "images" / file
+        with (
+            rasterio.open(run / "predictions" / f"{stem}.tif") as mask,
+            rasterio.open(scene_file) as scene,
+        ):
+            assert (mask.crs, mask.transform, mask.shape) == (
+                scene.crs,
+                scene.transform,
+                scene.shape,
+            )
+        assert json.loads((run / "predictions" / f"{stem}.geojson").read_text())["type"] == (
+            "FeatureCollection"
+        )
+    assert (run / "report" / "report.html").exists()
+    assert (run / "report" / "report.md").exists()
+
+
+def test_a_rerun_keeps_every_finished_stage(
+    finished_run: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = finished_run
+    model = config.parent / "runs" / "tiny" / "model" / "earthseg.json"
+    before = model.stat().st_mtime_ns
+    assert cli(["pipeline", "--config", str(config), "--local"]) == 0
+    assert stage_lines(capsys.readouterr().out) == dict.fromkeys(STAGES, "kept")
+    assert model.stat().st_mtime_ns == before
+
+
+def test_a_changed_option_redoes_its_stage_and_the_later_ones(
+    finished_run: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = finished_run
+    settings = yaml.safe_load(config.read_text())
+    settings["invoke"] = {"threshold": 0.99}
+    config.write_text(yaml.safe_dump(settings))
+    assert cli(["pipeline", "--config", str(config), "--local"]) == 0
+    assert stage_lines(capsys.readouterr().out) == {
+        "preprocess": "kept",
+        "train": "kept",
+        "invoke": "finished",
+        "report": "finished",
+    }
+
+
+def test_a_failed_stage_resumes_without_redoing_the_finished_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first run fails in the report stage (made to fail here); the rerun keeps
+    everything before it."""
+    import earthseg.report
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise InputError("the report", "failed on purpose", "rerun")
+
+    monkeypatch.setattr(earthseg.report, "write_report", broken)
+    config = small_run(tmp_path)
+    assert cli(["pipeline", "--config", str(config), "--local"]) == 2
+    first = capsys.readouterr()
+    assert "failed on purpose" in first.err
+    assert stage_lines(first.out) == {**dict.fromkeys(STAGES[:-1], "finished"), "report": "running"}
+
+    monkeypatch.undo()
+    assert cli(["pipeline", "--config", str(config), "--local"]) == 0
+    second = stage_lines(capsys.readouterr().out)
+    assert second == {**dict.fromkeys(STAGES[:-1], "kept"), "report": "finished"}
+
+
+def test_a_run_without_test_scenes_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="leaves the test split empty"):
+        load_config(small_run(tmp_path, preprocess={"splits": [0.75, 0.25, 0.0]}))
+    with pytest.raises(InputError, match="leaves train or validation empty"):
+        load_config(small_run(tmp_path, preprocess={"splits": [0.0, 0.5, 0.5]}))
