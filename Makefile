@@ -38,7 +38,7 @@ format: setup ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
-demo: setup ## sample export -> preprocess -> train in the local training container -> test metrics
+demo: setup ## sample export -> earthseg pipeline --local (preprocess, train, serve, predict in the cpu images) -> report
 	scripts/demo.sh $(DEMO_DIR)
 
 bench: setup docker ## each stage's throughput beside the baseline it must beat

@@ -8,7 +8,7 @@ Environment, and DescribeProcessingJob has no ProcessingResources or Environment
 Jobs and endpoints are born finished in moto; `Emulator.script_states` makes its describe
 calls walk through states first, as a real job would, to show following and failure.
 
-Test modules take the fixtures with `pytest_plugins = ["tests.aws_emulator"]`.
+tests/conftest.py loads it as a plugin: every test module can take its fixtures.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# moto in server mode as AWS (the `emulator` and `aws_env` fixtures).
+pytest_plugins = ["tests.aws_emulator"]
+
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "real"
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")

@@ -28,7 +28,8 @@ LOG_GROUP = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoi
 
 @dataclass
 class RuntimeFront:
-    """Endpoint name -> model server URL; every request seen, in order."""
+    """Endpoint name -> model server URL ("*": any name, for endpoints named at deploy
+    time); every request seen, in order."""
 
     endpoints: dict[str, str]
     url: str = ""
@@ -57,7 +58,8 @@ class RuntimeFront:
                 "signed": request.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256"),
             }
         )
-        if name not in self.endpoints:
+        target = self.endpoints.get(name, self.endpoints.get("*"))
+        if target is None:
             return _error(
                 400, "ValidationError", f"Endpoint {name} of account 123456789012 not found."
             )
@@ -69,9 +71,7 @@ class RuntimeFront:
         }
         if request.headers.get(ATTRIBUTES):
             headers[ATTRIBUTES] = request.headers[ATTRIBUTES]
-        answer = requests.post(
-            f"{self.endpoints[name]}/invocations", data=body, headers=headers, timeout=120
-        )
+        answer = requests.post(f"{target}/invocations", data=body, headers=headers, timeout=120)
         if answer.status_code != 200:
             return Response(
                 json.dumps(

@@ -26,7 +26,6 @@ from earthseg.train.callbacks import METRIC_DEFINITIONS
 if TYPE_CHECKING:
     from tests.aws_emulator import Emulator
 
-pytest_plugins = ["tests.aws_emulator"]  # the emulator and aws_env fixtures
 
 TRAIN_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/earthseg-train:0.1.0-gpu"
 SERVE_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/earthseg-serve:0.1.0-cpu"

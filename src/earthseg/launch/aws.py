@@ -12,7 +12,14 @@ import os
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    ProfileNotFound,
+)
 
 from earthseg.errors import InputError
 
@@ -30,7 +37,12 @@ def session(region: str | None = None, profile: str | None = None) -> boto3.Sess
     and the profile's region): botocore itself reads only AWS_DEFAULT_REGION.
     """
     region = region or os.environ.get("AWS_REGION") or None
-    result = boto3.Session(region_name=region, profile_name=profile)
+    try:
+        result = boto3.Session(region_name=region, profile_name=profile)
+    except ProfileNotFound:
+        raise InputError(
+            f"AWS profile {profile}", "is not configured", "name a profile of ~/.aws/config"
+        ) from None
     if not result.region_name:
         raise InputError("AWS region", "is not configured", REGION_FIX)
     return result
@@ -59,6 +71,8 @@ def call(client: Any, operation: str, **kwargs: Any) -> Any:
         if code in {"InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken"}:
             raise InputError("AWS credentials", f"were refused ({code})", CREDENTIALS_FIX) from None
         raise
+    except ParamValidationError:
+        raise  # a request this code built wrongly: a bug to see, not the user's network
     except BotoCoreError as error:
         service = client.meta.service_model.service_name
         raise InputError(

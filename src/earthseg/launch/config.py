@@ -10,6 +10,7 @@ the same code that uses them later.
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,8 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from earthseg.errors import InputError
+from earthseg.launch.role import ROLE_ENV
+from earthseg.preprocess.options import DEFAULT_OPTIONS, PreprocessOptions
 
-ROLE_ENV = "SAGEMAKER_ROLE"
 NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,39}$"  # fits SageMaker job/endpoint names
 
 
@@ -34,15 +36,23 @@ class ExportConfig(Section):
 
 
 class PreprocessConfig(Section):
-    tile_size: int = 256
-    overlap: int = 0
-    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    seed: int = 0
-    min_valid: float = 0.9
-    all_touched: bool = False
-    write_tiles: bool = False
+    """`earthseg preprocess`'s options (same defaults), and where it runs on SageMaker."""
+
+    tile_size: int = DEFAULT_OPTIONS.tile_size
+    overlap: int = DEFAULT_OPTIONS.overlap
+    splits: tuple[float, float, float] = DEFAULT_OPTIONS.splits
+    seed: int = DEFAULT_OPTIONS.seed
+    min_valid: float = DEFAULT_OPTIONS.min_valid
+    all_touched: bool = DEFAULT_OPTIONS.all_touched
+    write_tiles: bool = DEFAULT_OPTIONS.write_tiles
     processing: bool = False
     instance_type: str = "ml.m5.xlarge"
+
+    def options(self) -> PreprocessOptions:
+        """The options as `build_dataset` takes them."""
+        return PreprocessOptions(
+            **{field.name: getattr(self, field.name) for field in fields(PreprocessOptions)}
+        )
 
     @field_validator("splits")
     @classmethod

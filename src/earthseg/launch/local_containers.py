@@ -148,14 +148,16 @@ def _wait_ready(endpoint: LocalEndpoint) -> None:
 
 
 def _run(client: Any, image: str, command: list[str], **options: Any) -> Any:
+    """Start `image` detached on the host network; a local run never pulls an image."""
     from docker.errors import ImageNotFound
 
     try:
-        return client.containers.run(image, command, network_mode="host", detach=True, **options)
+        client.images.get(image)
     except ImageNotFound:
         raise InputError(
             image, "is not a local image", "build it with `make build FLAVOR=cpu`"
         ) from None
+    return client.containers.run(image, command, network_mode="host", detach=True, **options)
 
 
 def free_port() -> int:

@@ -147,23 +147,9 @@ class LocalBackend:
 
 def preprocess_on_host(config: RunConfig, dataset: Path) -> dict[str, Any]:
     """`earthseg preprocess` in this process: the export in, the dataset in `dataset`."""
-    from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
+    from earthseg.preprocess.dataset import build_dataset
 
-    options = config.preprocess
-    build_dataset(
-        config.export.images,
-        config.export.labels,
-        dataset,
-        PreprocessOptions(
-            tile_size=options.tile_size,
-            overlap=options.overlap,
-            splits=options.splits,
-            seed=options.seed,
-            min_valid=options.min_valid,
-            all_touched=options.all_touched,
-            write_tiles=options.write_tiles,
-        ),
-    )
+    build_dataset(config.export.images, config.export.labels, dataset, config.preprocess.options())
     return {"dataset": str(dataset), **_totals(dataset)}
 
 

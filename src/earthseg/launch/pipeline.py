@@ -199,7 +199,13 @@ def _report(config: RunConfig, layout: RunLayout) -> dict[str, Any]:
         training_figures=layout.training,
         title=f"earthseg run {config.name}",
     )
-    return {"report": str(layout.report / "report.html"), "summary": str(summary)}
+    pooled = summary.pooled
+    scores = {
+        key: round(value, 4)
+        for key, value in (("iou", pooled.iou), ("f1", pooled.f1))
+        if value is not None
+    }
+    return {"report": str(summary.html), **{f"test {key}": value for key, value in scores.items()}}
 
 
 def _keep_config(config: RunConfig, root: Path) -> None:

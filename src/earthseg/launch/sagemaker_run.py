@@ -22,12 +22,13 @@ from earthseg.launch import aws, s3
 from earthseg.launch.config import RunConfig
 from earthseg.launch.local_run import extract, preprocess_arguments, preprocess_on_host
 from earthseg.launch.role import execution_role
-from earthseg.launch.run_folder import RunFolder
+from earthseg.launch.run_folder import RunFolder, digest
 from earthseg.preprocess.manifest import MANIFEST
 from earthseg.serve.predictor import Prediction
 
 HOURS = 3600
 ENDPOINT_RECORD = "endpoint"  # state.json entry of an endpoint this run left running
+TRAINING_JOB_RECORD = "training job"  # ... of a completed job whose artifacts are not fetched
 
 
 class SageMakerBackend:
@@ -98,18 +99,27 @@ class SageMakerBackend:
             base_job_name=self.config.name,
             volume_size_gb=settings.volume_size_gb,
         )
-        result = run_training(self.aws, spec, say=self.say)
-        for uri, target, prefix in (
-            (result.model_uri, model, ""),
-            (result.output_uri, training, "data/"),
-        ):
+        # A job that completed in an interrupted run is not paid for twice: its record
+        # is kept until its artifacts are fetched.
+        job_digest = digest(spec.image, dict(spec.channels), settings.model_dump(mode="json"))
+        job = self.folder.finished(TRAINING_JOB_RECORD, job_digest)
+        if job is None:
+            result = run_training(self.aws, spec, say=self.say)
+            job = {"job": result.job_name, "model": result.model_uri, "output": result.output_uri}
+            self.folder.finish(TRAINING_JOB_RECORD, job_digest, job)
+        else:
+            self.say(
+                f"training job {job['job']}: completed in an earlier run, fetching its artifacts"
+            )
+        for uri, target, prefix in ((job["model"], model, ""), (job["output"], training, "data/")):
             archive = self.folder.root / "downloads" / Path(uri).name
             extract(s3.download_file(self.aws, uri, archive), target, member_prefix=prefix)
         card = json.loads((model / "earthseg.json").read_text())
+        self.folder.forget(TRAINING_JOB_RECORD)  # the train stage's own record takes over
         return {
             "model": str(model),
-            "model_uri": result.model_uri,
-            "job": result.job_name,
+            "model_uri": job["model"],
+            "job": job["job"],
             "threshold": card["threshold"],
         }
 

@@ -13,7 +13,6 @@ import logging
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from earthseg.preprocess.manifest import (
     run_fingerprint,
     write_manifest,
 )
+from earthseg.preprocess.options import DEFAULT_OPTIONS, PreprocessOptions
 from earthseg.preprocess.pairing import Pair, pair_by_stem
 from earthseg.preprocess.rasterize import burn
 from earthseg.preprocess.scenes import (
@@ -54,35 +54,8 @@ from earthseg.preprocess.tiling import strips
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class PreprocessOptions:
-    """Everything besides the inputs that decides a dataset's content."""
-
-    tile_size: int = 256
-    overlap: int = 0
-    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    seed: int = 0
-    min_valid: float = 0.9
-    all_touched: bool = False
-    write_tiles: bool = False
-
-    def check(self) -> None:
-        if self.tile_size < 16:
-            raise InputError(f"--tile-size {self.tile_size}", "is too small", "use 16 or more")
-        if not 0 <= self.overlap < self.tile_size:
-            raise InputError(
-                f"--overlap {self.overlap}",
-                f"must be at least 0 and less than the tile size {self.tile_size}",
-                f"use e.g. --overlap {self.tile_size // 4}",
-            )
-        if not 0 <= self.min_valid <= 1:
-            raise InputError(
-                f"--min-valid {self.min_valid}", "is not a fraction", "use e.g. --min-valid 0.9"
-            )
-
-
 def build_dataset(
-    images: Path, labels: Path, out: Path, options: PreprocessOptions = PreprocessOptions()
+    images: Path, labels: Path, out: Path, options: PreprocessOptions = DEFAULT_OPTIONS
 ) -> dict[str, Any]:
     """Preprocess an export into `out`; return the manifest. A finished identical run is kept.
 
