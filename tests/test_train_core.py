@@ -141,6 +141,18 @@ def test_unet_output_shape_and_dtype_also_under_mixed_precision() -> None:
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_unet_can_normalise_with_the_statistics_of_all_replicas() -> None:
+    synced = build_unet(TILE, 3, filters=4, depth=2, sync_batch_norm=True)
+    plain = build_unet(TILE, 3, filters=4, depth=2)
+    norms = [layer for layer in synced.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 10 and all(layer.synchronized for layer in norms)
+    assert not any(getattr(layer, "synchronized", False) for layer in plain.layers)
+    # Same weights: the chief exports a plain copy of the model trained with synced norms.
+    plain.set_weights(synced.get_weights())
+    tiles = np.full((1, TILE, TILE, 3), 90, np.float32)
+    np.testing.assert_array_equal(np.asarray(plain(tiles)), np.asarray(synced(tiles)))
+
+
 def test_tile_size_must_be_divisible_by_two_to_the_depth() -> None:
     with pytest.raises(InputError, match="multiple of 16"):
         build_unet(40, 3, depth=4)
@@ -236,6 +248,18 @@ def test_evaluation_batches_hold_every_tile_once_in_order(channel: Path) -> None
     arrays = channel_arrays(channel)
     np.testing.assert_array_equal(arrays[0], expected_images)
     np.testing.assert_array_equal(arrays[1], expected_masks)
+
+
+def test_several_workers_split_each_batch_rather_than_the_files(channel: Path) -> None:
+    # tf.data's FILE sharding cannot see shards read by tf.io ops; DATA sharding gives each
+    # worker its slice of every global batch, which needs the same stream on every worker
+    # (see test_training_batches_are_deterministic_for_a_seed).
+    import tensorflow as tf
+
+    for training in (True, False):
+        dataset = channel_dataset(channel, 4, training=training, seed=0, augment=False)
+        policy = dataset.options().experimental_distribute.auto_shard_policy
+        assert policy == tf.data.experimental.AutoShardPolicy.DATA
 
 
 def take(folder: Path, seed: int, batches: int, augment: bool = True) -> list[np.ndarray]:
@@ -346,3 +370,22 @@ def test_sigterm_stops_training_at_the_next_batch_and_restores_the_handler() -> 
     assert stop.interrupted
     assert batches == [0, 1, 2]
     assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_sigterm_on_another_worker_stops_this_one_after_the_same_batch() -> None:
+    asked: list[bool] = []
+
+    def anyone(flag: bool) -> bool:
+        """The other worker got SIGTERM during the third batch."""
+        asked.append(flag)
+        return len(asked) >= 3
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    stop, batches = StopOnSigterm(anyone), []
+    counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: batches.append(b))
+    data = np.zeros((64, 2), np.float32)
+    model.fit(data, data[:, :1], batch_size=4, epochs=3, verbose=0, callbacks=[stop, counter])
+    assert stop.interrupted
+    assert batches == [0, 1, 2]
+    assert asked == [False, False, False]  # this worker never got the signal itself

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
 from earthseg.preprocess.manifest import file_digest
 from earthseg.synthetic import write_sample_export
 from earthseg.train.callbacks import METRIC_DEFINITIONS
+from earthseg.train.distribution import PEER_TIMEOUT_ENV, TF_CONFIG_ENV
 from tests.conftest import make_opt_ml
 
 EARTHSEG = Path(sys.executable).parent / "earthseg"
@@ -202,3 +204,127 @@ def test_a_loss_that_turns_nan_fails_the_job_with_advice(tmp_path: Path) -> None
     assert job.returncode == 1
     failure = (base / "output" / "failure").read_text()
     assert "NaN" in failure and "learning_rate" in failure
+
+
+# Several instances: one process per host on loopback, each with its own /opt/ml and the
+# TF_CONFIG a cluster on one machine needs (a port per worker), as a user may set it.
+
+HOSTS = ["algo-1", "algo-2"]
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def start_worker(
+    base: Path, host: str, ports: list[int], env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`earthseg train` as `host` of HOSTS; stdout and stderr go to files beside `base`."""
+    (base / "input" / "config" / "resourceconfig.json").write_text(
+        json.dumps({"current_host": host, "hosts": HOSTS})
+    )
+    tf_config = {
+        "cluster": {"worker": [f"localhost:{port}" for port in ports]},
+        "task": {"type": "worker", "index": HOSTS.index(host)},
+    }
+    with open(base.with_suffix(".out"), "w") as out, open(base.with_suffix(".err"), "w") as err:
+        return subprocess.Popen(
+            [EARTHSEG, "train", "--base-dir", base],
+            stdout=out,
+            stderr=err,
+            text=True,
+            env={**os.environ, TF_CONFIG_ENV: json.dumps(tf_config), **(env or {})},
+        )
+
+
+def finish(base: Path, worker: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str]:
+    """Exit code and stdout of a worker; fails with its stderr if it hangs."""
+    try:
+        code = worker.wait(timeout)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        pytest.fail(f"{base.name} hung:\n{base.with_suffix('.err').read_text()[-3000:]}")
+    return code, base.with_suffix(".out").read_text()
+
+
+def test_two_workers_train_in_step_and_only_the_chief_writes(dataset: Path, tmp_path: Path) -> None:
+    bases = [make_opt_ml(tmp_path / host, dataset, SMALL) for host in HOSTS]
+    ports = free_ports(2)
+    workers = [start_worker(base, host, ports) for base, host in zip(bases, HOSTS, strict=True)]
+    results = [finish(base, worker) for base, worker in zip(bases, workers, strict=True)]
+
+    digests = []
+    for base, (code, stdout) in zip(bases, results, strict=True):
+        assert code == 0, base.with_suffix(".err").read_text()[-3000:]
+        assert "replicas_in_sync=2" in stdout
+        assert logged_epochs(stdout) == [1, 2]
+        digests += re.findall(r"^weights_sha256=([0-9a-f]{64}) ", stdout, re.MULTILINE)
+    assert len(digests) == 2 and digests[0] == digests[1], digests
+
+    chief, other = bases
+    card = json.loads((chief / "model" / "earthseg.json").read_text())
+    assert card["training"]["instances"] == 2 and card["training"]["hosts"] == HOSTS
+    assert card["training"]["epochs"] == 2
+    assert (chief / "output" / "data" / "metrics.json").is_file()
+    assert (chief / "checkpoints" / "training_metadata.json").is_file()
+    for written in ("model", "output", "checkpoints"):
+        assert not (other / written).exists(), written
+    assert "the chief algo-1 wrote the model" in results[1][1]
+
+
+def test_sigterm_on_one_worker_stops_both_after_the_same_batch(
+    dataset: Path, tmp_path: Path
+) -> None:
+    bases = [make_opt_ml(tmp_path / host, dataset, {**SMALL, "epochs": "500"}) for host in HOSTS]
+    ports = free_ports(2)
+    workers = [start_worker(base, host, ports) for base, host in zip(bases, HOSTS, strict=True)]
+    deadline = time.monotonic() + 240
+    while "epoch=1 " not in bases[1].with_suffix(".out").read_text():
+        assert time.monotonic() < deadline and workers[1].poll() is None, "no epoch ended"
+        time.sleep(0.2)
+    workers[1].send_signal(signal.SIGTERM)  # the other worker never gets one
+    results = [finish(base, worker) for base, worker in zip(bases, workers, strict=True)]
+
+    for base, (code, stdout) in zip(bases, results, strict=True):
+        assert code == 0, base.with_suffix(".err").read_text()[-3000:]
+        assert "SIGTERM: training stops after this batch" in stdout
+        assert "stopped by SIGTERM" in stdout
+    assert logged_epochs(results[0][1]) == logged_epochs(results[1][1])
+    metadata = json.loads((bases[0] / "checkpoints" / "training_metadata.json").read_text())
+    assert metadata["epoch"] == max(logged_epochs(results[0][1])) >= 1
+    assert not (bases[0] / "model").exists()
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_a_worker_whose_peer_never_comes_gives_up_with_the_reason(
+    dataset: Path, tmp_path: Path, host: str
+) -> None:
+    base = make_opt_ml(tmp_path / host, dataset, SMALL)
+    worker = start_worker(base, host, free_ports(2), {PEER_TIMEOUT_ENV: "3"})
+    code, _ = finish(base, worker, timeout=120)
+    assert code == 1
+    failure = (base / "output" / "failure").read_text()
+    assert f"{host} waited 3 s for the other workers" in failure
+    assert PEER_TIMEOUT_ENV in failure
+
+
+def test_when_one_worker_fails_the_other_fails_too(dataset: Path, tmp_path: Path) -> None:
+    bases = [make_opt_ml(tmp_path / host, dataset, SMALL) for host in HOSTS]
+    shard = next((bases[0] / "input" / "data" / "train").glob("images-*.npy"))
+    shard.write_bytes(b"not a numpy file")  # only the chief's copy of the channel
+    ports = free_ports(2)
+    workers = [start_worker(base, host, ports) for base, host in zip(bases, HOSTS, strict=True)]
+    (chief_code, _), (other_code, _) = (
+        finish(base, worker) for base, worker in zip(bases, workers, strict=True)
+    )
+    assert chief_code == 2
+    assert shard.name in (bases[0] / "output" / "failure").read_text()
+    assert other_code == 1
+    failure = (bases[1] / "output" / "failure").read_text()
+    assert "another worker of the training cluster stopped" in failure

@@ -8,6 +8,12 @@ function unpacks the mask bits and augments: one of the 8 symmetries of the squa
 (flips, 90-degree turns) per tile on image and mask together, brightness and contrast
 on the image. Random numbers come from stateless ops keyed by the seed and the epoch,
 shard or batch number, so a seed gives the same batches however many threads run.
+
+On several instances (`earthseg.train.distribution`) every worker builds the same stream
+of global batches and keeps its own slice of each (tf.data's DATA auto-sharding): each
+tile of a batch is trained on by exactly one worker. That needs the stream to be the same
+on every worker, which the seeded, deterministic pipeline guarantees; reading every tile
+on every worker costs little beside the model's step.
 """
 
 from __future__ import annotations
@@ -78,6 +84,8 @@ def channel_dataset(
     shard's tiles in a new order, interleaved; augmented when `augment`.
     Otherwise: each tile once in channel order, never augmented, the last batch possibly
     short.
+    `batch_size` is the global batch: under a multi-worker strategy each worker gets its
+    slice of every batch.
     """
     channel = _open(Path(folder))
     rows, cols, bands = channel.info.tile_shape
@@ -102,7 +110,7 @@ def channel_dataset(
         tiles = tf.data.Dataset.range(shards).map(load).unbatch()
         tiles = tiles.apply(tf.data.experimental.assert_cardinality(channel.info.tiles))
         batches = tiles.batch(batch_size).map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
-        return batches.prefetch(tf.data.AUTOTUNE)
+        return _sharded_by_data(batches.prefetch(tf.data.AUTOTUNE))
 
     def epoch_shards(epoch: tf.Tensor) -> tf.data.Dataset:
         order = tf.random.experimental.stateless_shuffle(
@@ -139,7 +147,15 @@ def channel_dataset(
         )
     else:
         batches = batches.map(_decode, num_parallel_calls=tf.data.AUTOTUNE)
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return _sharded_by_data(batches.prefetch(tf.data.AUTOTUNE))
+
+
+def _sharded_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Split among workers by batch slices: the shards are read by tf.io ops, which
+    tf.data's FILE sharding cannot see (its AUTO policy would fall back with a warning)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def _key(seed: int, stream: int, counter: tf.Tensor) -> tf.Tensor:

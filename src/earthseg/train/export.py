@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,11 @@ def model_card(
     parameters: int,
     epochs: int,
     manifest_sha256: str | None,
+    hosts: Sequence[str] = ("algo-1",),
+    replicas: int = 1,
 ) -> dict[str, Any]:
-    """What a consumer of the model needs to use it right and to know what it saw."""
+    """What a consumer of the model needs to use it right and to know what it saw, and
+    where it was trained: the SageMaker hosts (instances) and the replicas over them."""
     rows, cols, bands = tile_shape
     return {
         "format": MODEL_CARD_FORMAT,
@@ -106,6 +110,12 @@ def model_card(
         "threshold": threshold,
         "metrics": metrics,
         "architecture": {"name": "unet", "parameters": parameters},
-        "training": {"hyperparameters": hyperparameters, "epochs": epochs},
+        "training": {
+            "hyperparameters": hyperparameters,
+            "epochs": epochs,
+            "instances": len(hosts),
+            "hosts": list(hosts),
+            "replicas": replicas,
+        },
         "data": {"manifest_sha256": manifest_sha256},
     }

@@ -3,13 +3,16 @@
 Resumes from /opt/ml/checkpoints (a restarted spot job continues where it stopped),
 stops cleanly on SIGTERM after saving a checkpoint, stops early on validation loss,
 chooses the decision threshold on validation, scores the test split, exports, reports.
+On several instances they train as one cluster and the first writes the outputs.
 Any failure leaves its reason in /opt/ml/output/failure and a non-zero exit code.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 import math
+import os
+import shutil
 import sys
 import traceback
 from dataclasses import asdict
@@ -19,15 +22,16 @@ from typing import Any
 import numpy as np
 
 from earthseg.errors import InputError
+from earthseg.train.distribution import TF_CONFIG_ENV, Cluster, ClusterFailure
 from earthseg.train.environment import TrainingEnvironment, failure_file, read_environment
-
-log = logging.getLogger(__name__)
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 HISTORY = "history.csv"
+BACKUP_METADATA = "training_metadata.json"  # keras.callbacks.BackupAndRestore's epoch file
 ONNX_CHECK_TILES = 4
 FAILURE_LIMIT = 1024  # what SageMaker shows of the failure file
+PEER_LOST = ("UnavailableError", "AbortedError")  # TensorFlow's errors for a lost worker
 
 
 class TrainingFailure(Exception):
@@ -41,7 +45,7 @@ def main() -> int:
         outcome = train(environment)
     except InputError as error:
         return _fail(str(error), EXIT_BAD_INPUT)
-    except TrainingFailure as error:
+    except (TrainingFailure, ClusterFailure) as error:
         return _fail(str(error), EXIT_FAILED)
     except MemoryError:
         return _fail("out of memory: lower batch_size or use a larger instance", EXIT_FAILED)
@@ -52,34 +56,60 @@ def main() -> int:
                 EXIT_FAILED,
             )
         traceback.print_exc()
+        if type(error).__name__ in PEER_LOST and TF_CONFIG_ENV in os.environ:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            return _fail(
+                "another worker of the training cluster stopped or cannot be reached "
+                f"({type(error).__name__}: {first_line}); the logs and failure files of "
+                "the other instances say why",
+                EXIT_FAILED,
+            )
         return _fail(f"internal error, please report it: {type(error).__name__}: {error}", 1)
     print(outcome, flush=True)
     return 0
 
 
 def train(environment: TrainingEnvironment) -> str:
-    """Train, evaluate and export; return a one-line summary."""
+    """Train, evaluate and export; return a one-line summary.
+
+    On several hosts every host runs this together (`earthseg.train.distribution`);
+    only the chief evaluates and writes the outputs, the others wait for it.
+    """
+    from earthseg.train import distribution
+
+    cluster = distribution.configure(environment.hosts, environment.current_host)
+    strategy = distribution.strategy(cluster)  # first: it must start TensorFlow
+
     import keras
-    import tensorflow as tf
 
     from earthseg.preprocess.shards import read_index
     from earthseg.train.callbacks import MetricsLogger, StopOnSigterm
-    from earthseg.train.data import channel_arrays, channel_dataset, channel_tiles
-    from earthseg.train.export import export_model, model_card
+    from earthseg.train.data import channel_dataset, channel_tiles
     from earthseg.train.losses import bce_dice_loss
-    from earthseg.train.metrics import choose_threshold, scores, segmentation_metrics
+    from earthseg.train.metrics import segmentation_metrics
     from earthseg.train.model import build_unet
-    from earthseg.train.report import plot_curves, plot_predictions, write_metrics
 
+    replicas = strategy.num_replicas_in_sync
+    if cluster.distributed:
+        print(
+            f"cluster: {cluster.current_host} joined as worker {cluster.index} of "
+            f"{cluster.workers}, chief {cluster.chief}, replicas_in_sync={replicas}",
+            flush=True,
+        )
     hp = environment.hyperparameters
+    if hp.batch_size < replicas:
+        raise InputError(
+            "hyperparameter batch_size",
+            f"{hp.batch_size} is the global batch, split among {replicas} replicas "
+            f"({cluster.workers} instances), which would leave some without tiles",
+            f"set batch_size to at least {replicas}",
+        )
     channels = environment.channels
     index = read_index(channels["train"])
-    rows, cols, bands = index["tile_shape"]
-    dtype = np.dtype(index["dtype"])
-    scale = 1.0 / np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else 1.0
+    rows, _, bands = index["tile_shape"]
+    scale = _scale(np.dtype(index["dtype"]))
     keras.utils.set_random_seed(hp.seed)
 
-    strategy = _strategy(tf, keras)
     train_tiles = channel_tiles(channels["train"])
     steps = hp.steps_per_epoch or max(1, math.ceil(train_tiles / hp.batch_size))
     train_data = channel_dataset(
@@ -89,34 +119,53 @@ def train(environment: TrainingEnvironment) -> str:
         channels["validation"], hp.batch_size, training=False, seed=hp.seed, augment=False
     )
     with strategy.scope():
-        model = build_unet(rows, bands, filters=hp.filters, depth=hp.depth, scale=scale)
+        model = build_unet(
+            rows,
+            bands,
+            filters=hp.filters,
+            depth=hp.depth,
+            scale=scale,
+            sync_batch_norm=replicas > 1,
+        )
         model.compile(
             optimizer=keras.optimizers.Adam(hp.learning_rate),
             loss=bce_dice_loss,
             metrics=segmentation_metrics(),
         )
-    environment.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    sigterm = StopOnSigterm()
-    history = model.fit(
-        train_data,
-        epochs=hp.epochs,
-        steps_per_epoch=steps,
-        validation_data=validation_data,
-        shuffle=False,  # the pipeline shuffles; Keras would only warn
-        verbose=0,
-        callbacks=[
-            keras.callbacks.BackupAndRestore(
-                str(environment.checkpoint_dir), delete_checkpoint=False
-            ),
-            keras.callbacks.CSVLogger(str(environment.checkpoint_dir / HISTORY), append=True),
-            keras.callbacks.TerminateOnNaN(),
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=hp.patience, restore_best_weights=True
-            ),
-            MetricsLogger(),
-            sigterm,
-        ],
-    )
+    checkpoints = distribution.worker_checkpoint_dir(cluster, environment.checkpoint_dir)
+    try:
+        resumed = _resumed_epoch(checkpoints)
+        if cluster.distributed and not distribution.same_on_all_workers(strategy, resumed):
+            raise TrainingFailure(
+                "the hosts would resume from different epochs: every host must start with the "
+                f"same {environment.checkpoint_dir} (SageMaker copies the job's checkpoint "
+                "S3 folder to each); empty the checkpoint folder or keep only the chief's"
+            )
+        sigterm = StopOnSigterm(
+            (lambda flag: distribution.any_worker(strategy, flag)) if cluster.distributed else None
+        )
+        history = model.fit(
+            train_data,
+            epochs=hp.epochs,
+            steps_per_epoch=steps,
+            validation_data=validation_data,
+            shuffle=False,  # the pipeline shuffles; Keras would only warn
+            verbose=0,
+            callbacks=[
+                keras.callbacks.BackupAndRestore(str(checkpoints), delete_checkpoint=False),
+                keras.callbacks.CSVLogger(str(checkpoints / HISTORY), append=True),
+                keras.callbacks.TerminateOnNaN(),
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=hp.patience, restore_best_weights=True
+                ),
+                MetricsLogger(),
+                sigterm,
+            ],
+        )
+    finally:
+        if not cluster.is_chief:
+            shutil.rmtree(checkpoints, ignore_errors=True)  # only ever its scratch copy
+    # Losses and validation metrics are reduced over all workers: all decide alike here.
     losses = history.history.get("loss", [])
     if any(not math.isfinite(value) for value in losses):
         raise TrainingFailure(
@@ -124,8 +173,58 @@ def train(environment: TrainingEnvironment) -> str:
             f"(now {hp.learning_rate}) or check the data for extreme values"
         )
     if sigterm.interrupted:
-        return f"stopped by SIGTERM; checkpoint saved in {environment.checkpoint_dir}"
+        saver = "" if cluster.is_chief else f" by the chief {cluster.chief}"
+        return f"stopped by SIGTERM; checkpoint saved{saver} in {environment.checkpoint_dir}"
+    weights = model.get_weights()
+    digest = distribution.weights_digest(weights)
+    print(f"weights_sha256={digest} host={cluster.current_host}", flush=True)
+    if not cluster.distributed:
+        return _evaluate_and_export(environment, model, index, cluster, replicas)
 
+    # The chief evaluates and exports a copy of the model outside the strategy: no
+    # collective the others would have to join. They wait for its outcome at the barrier.
+    outcome, failure = "", None
+    if cluster.is_chief:
+        try:
+            local = build_unet(rows, bands, filters=hp.filters, depth=hp.depth, scale=scale)
+            local.set_weights(weights)
+            outcome = _evaluate_and_export(environment, local, index, cluster, replicas)
+        except Exception as error:  # raised again once the others know
+            failure = error
+    chief_failed = distribution.any_worker(strategy, failure is not None)
+    if failure is not None:
+        raise failure
+    if cluster.is_chief:
+        return outcome
+    distribution.wait_for_chief_to_exit(cluster)
+    if chief_failed:
+        raise TrainingFailure(
+            f"the chief {cluster.chief} failed after training; its log and its "
+            "/opt/ml/output/failure say why"
+        )
+    return (
+        f"trained as worker {cluster.index} of {cluster.workers}; the chief "
+        f"{cluster.chief} wrote the model"
+    )
+
+
+def _evaluate_and_export(
+    environment: TrainingEnvironment,
+    model: Any,
+    index: dict[str, Any],
+    cluster: Cluster,
+    replicas: int,
+) -> str:
+    """Choose the threshold on validation, score test, write the model artifact and the
+    report; return the summary. `model` must predict without the other workers."""
+    from earthseg.preprocess.shards import read_index
+    from earthseg.train.data import channel_arrays
+    from earthseg.train.export import export_model, model_card
+    from earthseg.train.metrics import choose_threshold, scores
+    from earthseg.train.report import plot_curves, plot_predictions, write_metrics
+
+    hp = environment.hyperparameters
+    channels = environment.channels
     val_images, val_masks = channel_arrays(channels["validation"])
     val_probabilities = model.predict(val_images, batch_size=hp.batch_size, verbose=0)
     threshold, validation_scores = choose_threshold(val_masks, val_probabilities)
@@ -138,16 +237,19 @@ def train(environment: TrainingEnvironment) -> str:
         shown = (test_images, test_masks, test_probabilities)
 
     epochs = _epochs_run(environment.checkpoint_dir / HISTORY)
+    dtype = np.dtype(index["dtype"])
     card = model_card(
-        tile_shape=[rows, cols, bands],
+        tile_shape=list(index["tile_shape"]),
         dtype=dtype.name,
-        scale=scale,
+        scale=_scale(dtype),
         threshold=threshold,
         metrics=metrics,
         hyperparameters=asdict(hp),
         parameters=model.count_params(),
         epochs=epochs,
         manifest_sha256=index.get("manifest_sha256"),
+        hosts=list(cluster.hosts),
+        replicas=replicas,
     )
     export_model(model, environment.model_dir, card, val_images[:ONNX_CHECK_TILES])
     output = environment.output_data_dir
@@ -163,14 +265,17 @@ def train(environment: TrainingEnvironment) -> str:
     )
 
 
-def _strategy(tf: Any, keras: Any) -> Any:
-    """All visible GPUs with mixed precision, or the default strategy on CPU."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return tf.distribute.get_strategy()
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    log.info("training on %d GPUs with mixed precision", len(gpus))
-    return tf.distribute.MirroredStrategy()
+def _scale(dtype: np.dtype) -> float:
+    """What the model multiplies raw pixels by: 1 / the integer type's maximum."""
+    return 1.0 / np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else 1.0
+
+
+def _resumed_epoch(checkpoints: Path) -> int:
+    """The epoch BackupAndRestore will resume from in `checkpoints` (0: a fresh start)."""
+    metadata = checkpoints / BACKUP_METADATA
+    if not metadata.is_file():
+        return 0
+    return int(json.loads(metadata.read_text()).get("epoch", 0))
 
 
 def _epochs_run(history_csv: Path) -> int:
