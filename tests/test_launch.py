@@ -21,7 +21,7 @@ from earthseg.cli import build_parser, main
 from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
 from earthseg.preprocess.manifest import MANIFEST, read_manifest
 from earthseg.synthetic import write_sample_export
-from earthseg.train.callbacks import METRIC_DEFINITIONS
+from earthseg.train.metric_lines import METRIC_DEFINITIONS
 
 if TYPE_CHECKING:
     from tests.aws_emulator import Emulator

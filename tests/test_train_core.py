@@ -17,10 +17,11 @@ import pytest
 
 from earthseg.errors import InputError
 from earthseg.preprocess.shards import ShardWriter, read_channel, write_index
-from earthseg.train.callbacks import METRIC_DEFINITIONS, MetricsLogger, StopOnSigterm
+from earthseg.train.callbacks import MetricsLogger, StopOnSigterm
 from earthseg.train.data import channel_arrays, channel_dataset, channel_info, channel_tiles
 from earthseg.train.hyperparameters import Hyperparameters
 from earthseg.train.losses import bce_dice_loss
+from earthseg.train.metric_lines import METRIC_DEFINITIONS
 from earthseg.train.metrics import choose_threshold, scores, segmentation_metrics
 from earthseg.train.model import build_unet
 

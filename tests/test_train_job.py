@@ -22,8 +22,8 @@ import pytest
 from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
 from earthseg.preprocess.manifest import file_digest
 from earthseg.synthetic import write_sample_export
-from earthseg.train.callbacks import METRIC_DEFINITIONS
 from earthseg.train.distribution import PEER_TIMEOUT_ENV, TF_CONFIG_ENV
+from earthseg.train.metric_lines import METRIC_DEFINITIONS
 from tests.conftest import make_opt_ml
 
 EARTHSEG = Path(sys.executable).parent / "earthseg"

@@ -20,7 +20,7 @@ import yaml
 
 from earthseg.cli import main as cli
 from earthseg.launch.local_containers import local_endpoint
-from earthseg.train.callbacks import METRIC_DEFINITIONS
+from earthseg.train.metric_lines import METRIC_DEFINITIONS
 from tests.aws_emulator import Emulator
 from tests.docker.conftest import TrainedJob
 from tests.runtime_front import RuntimeFront, runtime_front

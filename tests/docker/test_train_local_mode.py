@@ -16,7 +16,7 @@ import pytest
 
 from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
 from earthseg.synthetic import write_sample_export
-from earthseg.train.callbacks import METRIC_DEFINITIONS
+from earthseg.train.metric_lines import METRIC_DEFINITIONS
 
 pytestmark = pytest.mark.docker
 

@@ -22,7 +22,6 @@ MultiWorkerMirroredStrategy shards the batches between the workers itself.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from earthseg.errors import InputError
 from earthseg.launch import aws, lifecycle, s3
 from earthseg.launch.role import execution_role
 from earthseg.launch.sdk import sdk_session
+from earthseg.train.metric_lines import METRIC_DEFINITIONS
 
 if TYPE_CHECKING:
     from sagemaker.train import ModelTrainer
@@ -220,7 +220,7 @@ def _cloud_trainer(
     except RoleValidationError as error:
         raise InputError(role, f"cannot run SageMaker training: {error}", ROLE_FIX) from None
     return trainer.with_metric_definitions(
-        [MetricDefinition(name=item["Name"], regex=item["Regex"]) for item in _metrics()]
+        [MetricDefinition(name=item["Name"], regex=item["Regex"]) for item in METRIC_DEFINITIONS]
     )
 
 
@@ -346,11 +346,3 @@ def _result(job: dict[str, Any]) -> TrainingResult:
         training_s=job.get("TrainingTimeInSeconds"),
         billable_s=job.get("BillableTimeInSeconds"),
     )
-
-
-def _metrics() -> list[dict[str, str]]:
-    """The image's metric regexes, kept beside the code that prints the lines."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # callbacks imports keras
-    from earthseg.train.callbacks import METRIC_DEFINITIONS
-
-    return METRIC_DEFINITIONS

@@ -1,8 +1,7 @@
 """Keras callbacks for SageMaker: metrics on stdout in one form, a clean stop on SIGTERM.
 
-SageMaker scrapes metrics from the job's log with the regexes a launcher registers as
-`MetricDefinitions`; `METRIC_DEFINITIONS` are those regexes for the line `MetricsLogger`
-prints, kept side by side so they cannot drift apart. Spot interruption and
+`MetricsLogger` prints the line whose regexes the launcher registers as SageMaker's
+`MetricDefinitions` (both in earthseg.train.metric_lines). Spot interruption and
 `StopTrainingJob` send SIGTERM, then SIGKILL after a grace period: `StopOnSigterm` ends
 the fit at the next batch so the caller can save a checkpoint and exit; on several
 instances all workers stop after the same batch.
@@ -18,30 +17,7 @@ from typing import Any
 
 import keras
 
-# Log keys in the order printed, with their SageMaker metric names.
-LOGGED = {
-    "loss": "train:loss",
-    "val_loss": "validation:loss",
-    "val_iou": "validation:iou",
-    "val_f1": "validation:f1",
-    "val_precision": "validation:precision",
-    "val_recall": "validation:recall",
-}
-NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-
-METRIC_DEFINITIONS: list[dict[str, str]] = [
-    {"Name": "epoch", "Regex": r"epoch=(\d+) loss="},
-    # "epoch=N loss=" so that val_loss= never matches the training loss.
-    {"Name": "train:loss", "Regex": rf"epoch=\d+ loss={NUMBER}"},
-    *({"Name": name, "Regex": rf"{key}={NUMBER}"} for key, name in LOGGED.items() if key != "loss"),
-]
-
-
-def metrics_line(epoch: int, logs: dict[str, Any]) -> str:
-    """`epoch=3 loss=0.2100 val_loss=0.2500 val_iou=0.7400 ...;` (keys missing from logs
-    left out), epoch counted from 1."""
-    values = " ".join(f"{key}={float(logs[key]):.4f}" for key in LOGGED if key in logs)
-    return f"epoch={epoch + 1} {values};"
+from earthseg.train.metric_lines import metrics_line
 
 
 class MetricsLogger(keras.callbacks.Callback):
