@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import boto3
     from rasterio.crs import CRS
 
+    from earthseg.preprocess.options import PreprocessOptions
     from earthseg.serve.predictor import Prediction
 
 EXIT_BAD_INPUT = 2
@@ -71,8 +72,7 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
         return _launch_preprocess(args)
     _refuse_launch_options(args, PROCESSING_OPTIONS, "--processing")
     from earthseg import processing
-    from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
-    from earthseg.preprocess.splits import parse_fractions
+    from earthseg.preprocess.dataset import build_dataset
 
     images = _local_path(args.images, "--images") or _processing_default(
         processing.input_images(), "--images"
@@ -81,16 +81,7 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
         processing.input_labels(), "--labels"
     )
     out = _local_path(args.out, "--out") or _processing_default(processing.output_dir(), "--out")
-    options = PreprocessOptions(
-        tile_size=args.tile_size,
-        overlap=args.overlap,
-        splits=parse_fractions(args.splits),
-        seed=args.seed,
-        min_valid=args.min_valid,
-        all_touched=args.all_touched,
-        write_tiles=args.write_tiles,
-    )
-    manifest = build_dataset(images, labels, out, options)
+    manifest = build_dataset(images, labels, out, _preprocess_options(args))
     totals = manifest["totals"]
     print(
         f"{out}: {totals['tiles']} tiles from {totals['scenes']} scenes "
@@ -105,7 +96,6 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
 def _launch_preprocess(args: argparse.Namespace) -> None:
     """`preprocess --processing`: the same command as a SageMaker Processing job."""
     from earthseg.launch.preprocess_job import run_preprocess_job
-    from earthseg.preprocess.splits import parse_fractions
 
     missing = [
         option
@@ -123,16 +113,8 @@ def _launch_preprocess(args: argparse.Namespace) -> None:
             "must be given with --processing",
             "give the training image URI and the export's and the dataset's s3:// folders",
         )
-    parse_fractions(args.splits)  # a typo fails here, not minutes into the job
-    options = [
-        f"--tile-size={args.tile_size}",
-        f"--overlap={args.overlap}",
-        f"--splits={args.splits}",
-        f"--seed={args.seed}",
-        f"--min-valid={args.min_valid}",
-        *(["--all-touched"] if args.all_touched else []),
-        *(["--write-tiles"] if args.write_tiles else []),
-    ]
+    options = _preprocess_options(args)
+    options.check()  # a bad value fails here, not minutes into the job
     given = {"instance_type": args.instance_type}
     result = run_preprocess_job(
         _aws_session(args),
@@ -140,12 +122,27 @@ def _launch_preprocess(args: argparse.Namespace) -> None:
         args.images,
         args.labels,
         args.out,
-        options,
+        options.arguments(),
         role=args.role,
         **{key: value for key, value in given.items() if value is not None},
     )
     print(f"dataset: {result.output_uri}")
     print(f"train on it: earthseg train --image IMAGE --data {result.output_uri}")
+
+
+def _preprocess_options(args: argparse.Namespace) -> PreprocessOptions:
+    from earthseg.preprocess.options import PreprocessOptions
+    from earthseg.preprocess.splits import parse_fractions
+
+    return PreprocessOptions(
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        splits=parse_fractions(args.splits),
+        seed=args.seed,
+        min_valid=args.min_valid,
+        all_touched=args.all_touched,
+        write_tiles=args.write_tiles,
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from earthseg.errors import InputError
 from earthseg.launch.role import ROLE_ENV
@@ -47,6 +54,14 @@ class PreprocessConfig(Section):
     write_tiles: bool = DEFAULT_OPTIONS.write_tiles
     processing: bool = False
     instance_type: str = "ml.m5.xlarge"
+
+    @model_validator(mode="after")
+    def _checked(self) -> PreprocessConfig:
+        try:
+            self.options().check()
+        except InputError as error:
+            raise ValueError(f"{error.source} {error.problem}. {error.fix}") from None
+        return self
 
     def options(self) -> PreprocessOptions:
         """The options as `build_dataset` takes them."""
@@ -191,7 +206,7 @@ def _problems(error: ValidationError) -> str:
     parts = []
     for problem in error.errors():
         key = ".".join(str(part) for part in problem["loc"])
-        message = problem["msg"]
+        message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden":
             message = "is not an option"
         parts.append(f"{key}: {message}")

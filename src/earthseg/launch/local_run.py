@@ -65,7 +65,7 @@ class LocalBackend:
             self.config.local.train_image,
             {"images": self.config.export.images, "labels": self.config.export.labels},
             dataset,
-            ["preprocess", *preprocess_arguments(self.config)],
+            ["preprocess", *self.config.preprocess.options().arguments()],
             self.folder.logs / "preprocess-container.log",
         )
         return {"dataset": str(dataset), **_totals(dataset)}
@@ -151,23 +151,6 @@ def preprocess_on_host(config: RunConfig, dataset: Path) -> dict[str, Any]:
 
     build_dataset(config.export.images, config.export.labels, dataset, config.preprocess.options())
     return {"dataset": str(dataset), **_totals(dataset)}
-
-
-def preprocess_arguments(config: RunConfig) -> list[str]:
-    """The `earthseg preprocess` options of a config (the inputs come from the mounts)."""
-    options = config.preprocess
-    arguments = [
-        f"--tile-size={options.tile_size}",
-        f"--overlap={options.overlap}",
-        f"--splits={','.join(str(share) for share in options.splits)}",
-        f"--seed={options.seed}",
-        f"--min-valid={options.min_valid}",
-    ]
-    if options.all_touched:
-        arguments.append("--all-touched")
-    if options.write_tiles:
-        arguments.append("--write-tiles")
-    return arguments
 
 
 def extract(archive: Path, target: Path, member_prefix: str = "") -> None:

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from earthseg.launch import aws, s3
 from earthseg.launch.config import RunConfig
-from earthseg.launch.local_run import extract, preprocess_arguments, preprocess_on_host
+from earthseg.launch.local_run import extract, preprocess_on_host
 from earthseg.launch.role import execution_role
 from earthseg.launch.run_folder import RunFolder, digest
 from earthseg.preprocess.manifest import MANIFEST
@@ -68,7 +68,7 @@ class SageMakerBackend:
             images,
             labels,
             destination.folder,
-            preprocess_arguments(self.config),
+            self.config.preprocess.options().arguments(),
             role=self.role,
             instance_type=self.config.preprocess.instance_type,
             base_job_name=f"{self.config.name}-preprocess",

@@ -36,5 +36,20 @@ class PreprocessOptions:
                 f"--min-valid {self.min_valid}", "is not a fraction", "use e.g. --min-valid 0.9"
             )
 
+    def arguments(self) -> list[str]:
+        """The `earthseg preprocess` options that ask for these (a container's command)."""
+        arguments = [
+            f"--tile-size={self.tile_size}",
+            f"--overlap={self.overlap}",
+            f"--splits={','.join(str(share) for share in self.splits)}",
+            f"--seed={self.seed}",
+            f"--min-valid={self.min_valid}",
+        ]
+        if self.all_touched:
+            arguments.append("--all-touched")
+        if self.write_tiles:
+            arguments.append("--write-tiles")
+        return arguments
+
 
 DEFAULT_OPTIONS = PreprocessOptions()
