@@ -112,6 +112,32 @@ def trained_job(
     )
 
 
+@pytest.fixture(scope="session")
+def local_mode_channels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The channels of the SDK local-mode jobs: 4 synthetic scenes of 256 px, 64 px tiles."""
+    root = tmp_path_factory.mktemp("local-mode")
+    write_sample_export(root / "export", scenes=4, size=256, seed=11)
+    options = PreprocessOptions(tile_size=64, splits=(0.5, 0.25, 0.25))
+    build_dataset(root / "export" / "images", root / "export" / "labels", root / "dataset", options)
+    return root / "dataset"
+
+
+def local_mode_job(image: str, channels: Path, root: Path, instances: int = 1) -> Path:
+    """A 2-epoch job on `instances` local containers through the SDK's ModelTrainer, built
+    as the launcher builds it; returns its model.tar.gz."""
+    from earthseg.launch.training import TrainingSpec, run_training
+
+    spec = TrainingSpec(
+        image=image,
+        channels={name: str(channels / name) for name in ("train", "validation", "test")},
+        hyperparameters={"epochs": 2, "batch_size": 8, "filters": 8, "depth": 2},
+        instance_type="local_cpu",
+        instance_count=instances,
+        base_job_name="earthseg-local",
+    )
+    return Path(run_training(None, spec, local_root=root).model_uri)
+
+
 def run_container(
     client: docker.DockerClient,
     image: str,

@@ -17,25 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
-from earthseg.synthetic import write_sample_export
+from tests.docker.conftest import local_mode_job
 
 pytestmark = pytest.mark.docker
 
 HOSTS = ("algo-1", "algo-2")
-
-
-@pytest.fixture(scope="module")
-def channels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("distributed")
-    write_sample_export(root / "export", scenes=4, size=256, seed=11)
-    build_dataset(
-        root / "export" / "images",
-        root / "export" / "labels",
-        root / "dataset",
-        PreprocessOptions(tile_size=64, splits=(0.5, 0.25, 0.25)),
-    )
-    return root / "dataset"
 
 
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
@@ -50,27 +36,9 @@ def host_lines(logs: str, host: str) -> str:
 
 
 def test_two_instances_train_together_and_the_chief_writes_one_model(
-    train_image: str, channels: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    train_image: str, local_mode_channels: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from sagemaker.core.training.configs import Compute, InputData
-    from sagemaker.train import ModelTrainer
-    from sagemaker.train.model_trainer import Mode
-
-    trainer = ModelTrainer(
-        training_image=train_image,
-        training_mode=Mode.LOCAL_CONTAINER,
-        compute=Compute(instance_type="local_cpu", instance_count=2),
-        hyperparameters={"epochs": 2, "batch_size": 8, "filters": 8, "depth": 2},
-        base_job_name="earthseg-distributed",
-        local_container_root=str(tmp_path),
-    )
-    trainer.train(
-        input_data_config=[
-            InputData(channel_name=name, data_source=str(channels / name))
-            for name in ("train", "validation", "test")
-        ],
-        wait=True,
-    )
+    model = local_mode_job(train_image, local_mode_channels, tmp_path, instances=len(HOSTS))
     logs = capfd.readouterr().out
 
     digests = {}
@@ -81,7 +49,7 @@ def test_two_instances_train_together_and_the_chief_writes_one_model(
         (digests[host],) = re.findall(r"^weights_sha256=([0-9a-f]{64}) host=", lines, re.M)
     assert digests["algo-1"] == digests["algo-2"], digests
 
-    with tarfile.open(tmp_path / "compressed_artifacts" / "model.tar.gz") as archive:
+    with tarfile.open(model) as archive:
         names = set(archive.getnames())
         card = json.load(archive.extractfile("earthseg.json"))  # type: ignore[arg-type]
     assert {"model.onnx", "earthseg.json", "1/saved_model.pb"} <= names
