@@ -32,7 +32,7 @@ class Backend(Protocol):
     """Where the stages run. Each returns the outputs `state.json` records for it."""
 
     mode: str
-    images: dict[str, str]  # role -> image the stages run in ({} in-process)
+    images: dict[str, str]  # role -> image the stages run in ({} on the host, without containers)
 
     def preprocess(self, dataset: Path) -> dict[str, Any]:
         """Write the dataset (at least its manifest) to `dataset`."""
