@@ -68,6 +68,14 @@ def test_a_typo_or_a_bad_value_names_the_key(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_a_serverless_size_sagemaker_does_not_offer_fails_at_load(tmp_path: Path) -> None:
+    path = small_run(tmp_path, deploy={"serverless": {"memory_mb": 1500}})
+    with pytest.raises(InputError, match=r"deploy\.serverless: 1500 MB is not a size"):
+        load_config(path)
+    path = small_run(tmp_path, deploy={"serverless": {}})
+    assert load_config(path).deploy.serverless.variant().memory_mb == 6144  # type: ignore[union-attr]
+
+
 def test_relative_paths_follow_the_config_file(tmp_path: Path) -> None:
     config = load_config(small_run(tmp_path))
     assert config.export.images == tmp_path / "export" / "images"

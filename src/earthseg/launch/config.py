@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from earthseg.errors import InputError
+from earthseg.launch.endpoints import Serverless
 from earthseg.launch.role import ROLE_ENV
 from earthseg.preprocess.options import DEFAULT_OPTIONS, PreprocessOptions
 
@@ -109,8 +110,21 @@ class TrainConfig(Section):
 
 
 class ServerlessConfig(Section):
-    memory_mb: int = Field(default=6144, ge=1024, le=6144)
-    max_concurrency: int = Field(default=5, ge=1, le=200)
+    """A serverless endpoint's size, checked as `earthseg deploy --serverless` checks it."""
+
+    memory_mb: int = Serverless.memory_mb
+    max_concurrency: int = Serverless.max_concurrency
+
+    @model_validator(mode="after")
+    def _offered(self) -> ServerlessConfig:
+        try:
+            self.variant()
+        except InputError as error:
+            raise ValueError(f"{error.problem}. {error.fix}") from None
+        return self
+
+    def variant(self) -> Serverless:
+        return Serverless(self.memory_mb, self.max_concurrency)
 
 
 class DeployConfig(Section):

@@ -127,7 +127,7 @@ class SageMakerBackend:
     def deploy(
         self, trained: dict[str, Any]
     ) -> Iterator[Callable[[Path, float | None], Prediction]]:
-        from earthseg.launch.endpoints import Serverless, delete_endpoint, deploy
+        from earthseg.launch.endpoints import delete_endpoint, deploy
         from earthseg.launch.runtime import invoke_scene
 
         endpoint = self._endpoint_left_running(trained["model_uri"])
@@ -147,9 +147,7 @@ class SageMakerBackend:
                 name=self.config.name,
                 instance_type=settings.instance_type,
                 instance_count=settings.instances,
-                serverless=Serverless(serverless.memory_mb, serverless.max_concurrency)
-                if serverless
-                else None,
+                serverless=serverless.variant() if serverless else None,
                 environment=environment,
                 say=self.say,
             )
