@@ -14,7 +14,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 from earthseg.atomic import atomic_dir
 from earthseg.errors import InputError
 from earthseg.launch.config import RunConfig
+from earthseg.launch.host_steps import dataset_totals, extract, preprocess_on_host
 from earthseg.launch.local_containers import (
     docker_available,
     docker_client,
@@ -30,7 +30,6 @@ from earthseg.launch.local_containers import (
     run_processing,
 )
 from earthseg.launch.run_folder import RunFolder
-from earthseg.preprocess.manifest import MANIFEST
 from earthseg.serve.predictor import Prediction
 
 CHANNELS = ("train", "validation", "test")
@@ -68,7 +67,7 @@ class LocalBackend:
             ["preprocess", *self.config.preprocess.options().arguments()],
             self.folder.logs / "preprocess-container.log",
         )
-        return {"dataset": str(dataset), **_totals(dataset)}
+        return {"dataset": str(dataset), **dataset_totals(dataset)}
 
     def train(self, dataset: dict[str, Any], model: Path, training: Path) -> dict[str, Any]:
         channels = {
@@ -145,33 +144,6 @@ class LocalBackend:
         _replace_with_copy(opt_ml / "output" / "data", training)
 
 
-def preprocess_on_host(config: RunConfig, dataset: Path) -> dict[str, Any]:
-    """`earthseg preprocess` in this process: the export in, the dataset in `dataset`."""
-    from earthseg.preprocess.dataset import build_dataset
-
-    build_dataset(config.export.images, config.export.labels, dataset, config.preprocess.options())
-    return {"dataset": str(dataset), **_totals(dataset)}
-
-
-def extract(archive: Path, target: Path, member_prefix: str = "") -> None:
-    """Unpack `archive` (only members under `member_prefix`, prefix removed) into `target`
-    as a whole: a half-extracted artifact never looks like a model."""
-    with tarfile.open(archive) as tar, atomic_dir(target, replace=True) as tmp:
-        members = []
-        for member in tar.getmembers():
-            name = member.name.removeprefix("./")
-            if not name.startswith(member_prefix) or name == member_prefix.rstrip("/"):
-                continue
-            member.name = name.removeprefix(member_prefix)
-            members.append(member)
-        tar.extractall(tmp, members=members, filter="data")
-
-
 def _replace_with_copy(source: Path, target: Path) -> None:
     with atomic_dir(target, replace=True) as tmp:
         shutil.copytree(source, tmp, dirs_exist_ok=True)
-
-
-def _totals(dataset: Path) -> dict[str, Any]:
-    totals: dict[str, Any] = json.loads((dataset / MANIFEST).read_text())["totals"]
-    return {"scenes": totals["scenes"], "tiles": totals["tiles"]}

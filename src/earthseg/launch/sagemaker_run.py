@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from earthseg.launch import aws, s3
 from earthseg.launch.config import RunConfig
-from earthseg.launch.local_run import extract, preprocess_on_host
+from earthseg.launch.host_steps import extract, preprocess_on_host
 from earthseg.launch.role import execution_role
 from earthseg.launch.run_folder import RunFolder, digest
 from earthseg.preprocess.manifest import MANIFEST
