@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +20,8 @@ from pathlib import Path
 import bcrypt
 import pytest
 import requests
+
+from earthseg.launch.local_containers import free_port
 
 START_TIMEOUT_S = 20
 INSTALL_HINT = (
@@ -101,12 +102,6 @@ def local_registry(folder: Path, username: str, password: str) -> Iterator[Local
             process.kill()
             process.wait()
         log.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_until_up(process: subprocess.Popen[bytes], host: str, log: Path) -> None:

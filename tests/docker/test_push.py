@@ -27,9 +27,10 @@ from moto.server import ThreadedMotoServer
 
 from earthseg import __version__
 from earthseg.errors import InputError
+from earthseg.launch.local_containers import free_port
 from earthseg.launch.push import local_image
 from tests.docker.conftest import REPO
-from tests.docker.registry import LocalRegistry, free_port, local_registry
+from tests.docker.registry import LocalRegistry, local_registry
 
 pytestmark = pytest.mark.docker
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 
 from earthseg.cli import main as cli
+from earthseg.launch.local_containers import free_port
 from earthseg.serve.geo import MASK_NODATA
 from earthseg.serve.predictor import load_predictor
 from tests.docker.conftest import TrainedJob
@@ -130,12 +130,6 @@ def wait_for(server: Server, pattern: str, count: int = 1) -> str:
             pytest.fail(f"the server exited while starting:\n{logs}")
         time.sleep(0.1)
     pytest.fail(f"no {count} x {pattern!r} in the log within {START_TIMEOUT_S}s:\n{server.logs()}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def npy(array: np.ndarray) -> bytes:

@@ -76,7 +76,7 @@ class ModelServerClient(InvocationsClient):
         except urllib.error.HTTPError as error:
             raise InputError(
                 self.url,
-                f"answered HTTP {error.code}: {server_message(error.read())}",
+                f"answered HTTP {error.code}: {_server_message(error.read())}",
                 "change the request as the message says, or see the server's log",
             ) from None
         except (urllib.error.URLError, OSError) as error:
@@ -133,7 +133,7 @@ def invocations_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts)
 
 
-def server_message(body: bytes) -> str:
+def _server_message(body: bytes) -> str:
     """The `error` a model server put in its JSON answer, or the start of the body."""
     try:
         return str(json.loads(body)["error"])
