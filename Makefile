@@ -55,7 +55,7 @@ build: docker ## both images, earthseg-{train,serve}:<version>-$(FLAVOR) (FLAVOR
 	BASE_IMAGE=$(BASE_IMAGE) scripts/build-image.sh serve $(FLAVOR)
 
 push: setup docker ## push what `make build` made (FLAVOR) to ECR or REGISTRY=host[/namespace]; URIs to $(IMAGES_JSON)
-	$(BIN)/python -m earthseg.launch.push --flavor $(FLAVOR) --json $(IMAGES_JSON)
+	$(BIN)/earthseg push --flavor $(FLAVOR) --json $(IMAGES_JSON)
 
 serve-local: docker ## serve the last trained model (MODEL_DIR, default the demo's) on port $(PORT) in the cpu serve image
 	@[ -f $(MODEL_DIR)/earthseg.json ] || { echo "no trained model in $(MODEL_DIR): run 'make demo' first, or pass MODEL_DIR=..."; exit 2; }

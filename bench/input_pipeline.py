@@ -37,9 +37,10 @@ import tensorflow as tf
 from PIL import Image
 from timing import BatchClock  # bench/ is on sys.path when run as a script
 
-from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
+from earthseg.preprocess.dataset import build_dataset
+from earthseg.preprocess.options import PreprocessOptions
 from earthseg.preprocess.tile_files import BITMAP_SUFFIX
-from earthseg.synthetic import write_sample_export
+from earthseg.synthetic.export import write_sample_export
 from earthseg.train.data import channel_dataset
 
 CACHE = Path(__file__).resolve().parent / "output"

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import rasterio
 
-from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
-from earthseg.synthetic import write_sample_export
+from earthseg.preprocess.dataset import build_dataset
+from earthseg.preprocess.options import PreprocessOptions
+from earthseg.synthetic.export import write_sample_export
 
 TARGET_RATIO = 1.5
 CACHE = Path(__file__).resolve().parent / "output"

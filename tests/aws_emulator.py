@@ -135,6 +135,6 @@ def aws_env(
     }
     for variable, value in settings.items():
         monkeypatch.setenv(variable, value)
-    monkeypatch.setattr("earthseg.launch.lifecycle.POLL_S", 0.0)
+    monkeypatch.setattr("earthseg.aws.jobs.POLL_S", 0.0)
     yield emulator
     requests.post(f"{emulator.url}/moto-api/recorder/stop-recording", timeout=10)

@@ -28,6 +28,7 @@ def test_help_lists_every_subcommand_with_its_purpose() -> None:
         "delete",
         "invoke",
         "pipeline",
+        "push",
     }
     for command in commands:
         assert command.help and len(command.help) > 20

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from earthseg.cli import build_parser, main
-from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
-from earthseg.preprocess.manifest import MANIFEST, read_manifest
-from earthseg.synthetic import write_sample_export
+from earthseg.cli.options import model_from_args
+from earthseg.contracts.manifest import MANIFEST, read_manifest
+from earthseg.preprocess.dataset import build_dataset
+from earthseg.preprocess.options import PreprocessOptions
+from earthseg.synthetic.export import write_sample_export
 from earthseg.train.metric_lines import METRIC_DEFINITIONS
 
 if TYPE_CHECKING:
@@ -128,7 +130,7 @@ def test_upload_without_destination_uses_the_default_bucket_and_names_the_conten
 ) -> None:
     code, out, err = earthseg(capsys, "upload", "--data", str(dataset))
     assert code == 0, err
-    fingerprint = str(read_manifest(dataset)["fingerprint"]).removeprefix("sha256:")[:12]  # type: ignore[index]
+    fingerprint = read_manifest(dataset).fingerprint.removeprefix("sha256:")[:12]
     prefix = f"earthseg/datasets/{dataset.name}-{fingerprint}/"
     uploaded(aws_env, dataset, DEFAULT_BUCKET, prefix)
     assert f"--data s3://{DEFAULT_BUCKET}/{prefix}" in out
@@ -159,7 +161,7 @@ def test_upload_refuses_a_folder_that_is_not_a_dataset(
         capsys, "upload", "--data", str(dataset / "train"), "--to", f"s3://{BUCKET}/x"
     )
     assert code == 2
-    assert "no manifest.json" in err and "earthseg preprocess" in err
+    assert "manifest.json: is missing" in err and "earthseg preprocess" in err
     code, _, err = earthseg(capsys, "upload", "--data", str(dataset), "--to", "https://x/y")
     assert code == 2 and "--to: 'https://x/y' is not an S3 URI. Fix: write it as s3://" in err
     assert objects(aws_env, BUCKET, "") == {}
@@ -234,7 +236,7 @@ def test_train_uploads_a_local_dataset_first_and_trains_on_it(
         capsys, "train", "--image", TRAIN_IMAGE, "--data", str(dataset), "--role", ROLE
     )
     assert code == 0, err
-    fingerprint = str(read_manifest(dataset)["fingerprint"]).removeprefix("sha256:")[:12]  # type: ignore[index]
+    fingerprint = read_manifest(dataset).fingerprint.removeprefix("sha256:")[:12]
     prefix = f"earthseg/datasets/{dataset.name}-{fingerprint}/"
     uploaded(aws_env, dataset, DEFAULT_BUCKET, prefix)
     sagemaker = aws_env.client("sagemaker")
@@ -390,8 +392,8 @@ def test_no_credentials_is_one_readable_line(
 
 
 def test_interrupting_the_wait_says_the_job_goes_on() -> None:
+    from earthseg.aws.jobs import follow
     from earthseg.errors import InputError
-    from earthseg.launch.lifecycle import follow
 
     def describe() -> dict[str, Any]:
         raise KeyboardInterrupt
@@ -409,13 +411,15 @@ def test_one_builder_makes_the_local_mode_trainer_too(tmp_path: Path, dataset: P
     (building the trainer runs nothing)."""
     from sagemaker.train.model_trainer import Mode
 
-    from earthseg.launch.training import TrainingSpec, model_trainer
+    from earthseg.aws.resources import TrainingResources
+    from earthseg.aws.training import TrainingSpec, model_trainer
+    from earthseg.train.hyperparameters import Hyperparameters
 
     spec = TrainingSpec(
         image="earthseg-train:cpu",
         channels={name: str(dataset / name) for name in ("train", "validation")},
-        hyperparameters={"epochs": 2, "augment": False, "learning_rate": 0.01},
-        instance_type="local_cpu",
+        hyperparameters=Hyperparameters(epochs=2, augment=False, learning_rate=0.01),
+        resources=TrainingResources(instance_type="local_cpu"),
     )
     trainer = model_trainer(spec, local_root=tmp_path)
     assert trainer.training_mode == Mode.LOCAL_CONTAINER
@@ -637,7 +641,9 @@ def test_preprocess_processing_runs_the_training_image_on_the_export_in_s3(
     # must be that command with the options given and the Processing mounts as defaults.
     assert arguments[0] == "preprocess"
     parsed = build_parser().parse_args(arguments)
-    assert (parsed.tile_size, parsed.splits, parsed.all_touched) == (128, "0.6,0.2,0.2", True)
+    assert model_from_args(parsed, PreprocessOptions) == PreprocessOptions(
+        tile_size=128, splits=(0.6, 0.2, 0.2), all_touched=True
+    )
     assert (parsed.images, parsed.labels, parsed.out, parsed.processing) == (
         None,
         None,
@@ -670,3 +676,29 @@ def test_preprocess_processing_refuses_local_folders_and_missing_inputs(
         assert code == 2, argv
         assert expected in err, err
     assert aws_env.client("sagemaker").list_processing_jobs()["ProcessingJobSummaries"] == []
+
+
+def test_the_name_rules_are_the_longest_bases_the_sdk_keeps_whole() -> None:
+    """The SDK cuts a name to 63 characters (its base, or its timestamp, which makes it
+    unique); the rules refuse exactly the names it would cut."""
+    from sagemaker.core.common_utils import name_from_base
+    from sagemaker.train.utils import _get_unique_name
+
+    from earthseg.aws.names import ENDPOINT, PROCESSING_JOB, TRAINING_JOB, check_name
+    from earthseg.errors import InputError
+
+    makers = {
+        TRAINING_JOB: _get_unique_name,
+        PROCESSING_JOB: name_from_base,
+        ENDPOINT: name_from_base,
+    }
+    for rule, make in makers.items():
+        longest = "a" * rule.longest_base
+        whole = make(rule.base(longest))
+        assert whole.startswith(rule.base(longest)) and len(whole) == 63
+        assert len(whole) == len(rule.base(longest)) + rule.timestamp
+        cut = make(rule.base(longest + "a"))
+        assert len(cut) < len(rule.base(longest + "a")) + rule.timestamp
+        check_name(longest, (rule,), "name")
+        with pytest.raises(InputError, match=f"use at most {rule.longest_base} characters"):
+            check_name(longest + "a", (rule,), "name")

@@ -12,8 +12,8 @@ import yaml
 
 from earthseg.cli import main as cli
 from earthseg.errors import InputError
-from earthseg.launch.config import load_config
-from earthseg.synthetic import write_sample_export
+from earthseg.pipeline.config import load_config
+from earthseg.synthetic.export import write_sample_export
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["preprocess", "train", "invoke", "report"]
@@ -48,7 +48,7 @@ def stage_lines(output: str) -> dict[str, str]:
 
 def test_the_documented_config_lists_every_option() -> None:
     """run.yaml, the reference, sets every key the schema knows, and loads."""
-    from earthseg.launch.config import RunConfig
+    from earthseg.pipeline.config import RunConfig
 
     documented = yaml.safe_load((REPO / "run.yaml").read_text())
     load_config(REPO / "run.yaml")
@@ -70,10 +70,10 @@ def test_a_typo_or_a_bad_value_names_the_key(tmp_path: Path) -> None:
 
 def test_a_serverless_size_sagemaker_does_not_offer_fails_at_load(tmp_path: Path) -> None:
     path = small_run(tmp_path, deploy={"serverless": {"memory_mb": 1500}})
-    with pytest.raises(InputError, match=r"deploy\.serverless: 1500 MB is not a size"):
+    with pytest.raises(InputError, match=r"deploy\.serverless\.memory_mb: 1500 MB is not a size"):
         load_config(path)
     path = small_run(tmp_path, deploy={"serverless": {}})
-    assert load_config(path).deploy.serverless.variant().memory_mb == 6144  # type: ignore[union-attr]
+    assert load_config(path).deploy.serverless.memory_mb == 6144  # type: ignore[union-attr]
 
 
 def test_relative_paths_follow_the_config_file(tmp_path: Path) -> None:
@@ -194,3 +194,22 @@ def test_a_run_without_test_scenes_is_refused_before_anything_runs(tmp_path: Pat
         load_config(small_run(tmp_path, preprocess={"splits": [0.75, 0.25, 0.0]}))
     with pytest.raises(InputError, match="leaves train or validation empty"):
         load_config(small_run(tmp_path, preprocess={"splits": [0.0, 0.5, 0.5]}))
+
+
+def test_a_name_that_would_make_an_over_long_sagemaker_name_is_refused_at_load(
+    tmp_path: Path,
+) -> None:
+    """Endpoints are named <name>-<24-character timestamp> and Processing jobs
+    <name>-preprocess-<timestamp>: 63 characters at most. Hyphens count too."""
+    assert load_config(small_run(tmp_path, name="a" * 39)).name == "a" * 39
+    with pytest.raises(InputError, match=r"name: 'a{40}' has 40 characters: the endpoint name"):
+        load_config(small_run(tmp_path, name="a" * 40))
+    with pytest.raises(InputError, match=r"the endpoint name .*Fix: use at most 39 characters"):
+        load_config(small_run(tmp_path, name="a" + "-" * 20 + "b" * 20))
+    processing = {"tile_size": 64, "splits": [0.5, 0.25, 0.25], "processing": True}
+    with pytest.raises(
+        InputError, match=r"the processing job name a{29}-preprocess-<timestamp> .* at most 28"
+    ):
+        load_config(small_run(tmp_path, name="a" * 29, preprocess=processing))
+    with pytest.raises(InputError, match=r"name: 'dust_plumes' is not a SageMaker name"):
+        load_config(small_run(tmp_path, name="dust_plumes"))

@@ -15,12 +15,14 @@ from PIL import Image
 from rasterio.windows import Window
 
 from earthseg.cli import main
+from earthseg.contracts.channels import read_channel_index
+from earthseg.contracts.manifest import file_digest, read_manifest
 from earthseg.errors import InputError
-from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
-from earthseg.preprocess.manifest import file_digest
+from earthseg.preprocess.dataset import build_dataset
+from earthseg.preprocess.options import PreprocessOptions
 from earthseg.preprocess.rasterize import rasterize_file
 from earthseg.preprocess.shards import read_channel
-from earthseg.synthetic import write_sample_export
+from earthseg.synthetic.export import write_sample_export
 from tests.conftest import copy_shapefile, landsat_export
 
 SPLITS = ("train", "validation", "test")
@@ -132,7 +134,7 @@ def test_same_seed_same_dataset_other_seed_other_split(export: Path, tmp_path: P
             tmp_path / f"seed{seed}",
             PreprocessOptions(tile_size=160, seed=seed),
         )
-        assignments.add(tuple(record["split"] for record in manifest["inputs"]))
+        assignments.add(tuple(record.split for record in manifest.inputs))
     assert len(assignments) > 1
 
 
@@ -153,18 +155,18 @@ def test_manifest_records_inputs_and_class_balance(export: Path, dataset: Path) 
 def test_tiles_mostly_nodata_are_dropped(real_data: Path, tmp_path: Path) -> None:
     images, labels = landsat_export(tmp_path / "export", real_data, ["a", "b", "c"])
     manifest = build_dataset(images, labels, tmp_path / "out", PreprocessOptions(tile_size=128))
-    assert manifest["totals"]["dropped_tiles"] > 0
+    assert manifest.totals.dropped_tiles > 0
     with rasterio.open(real_data / "RGB.byte.tif") as source:
-        for tile in manifest["tiles"]:
-            valid = source.dataset_mask(window=Window(**tile["window"])) > 0
+        for tile in manifest.tiles:
+            valid = source.dataset_mask(window=Window(**tile.window.model_dump())) > 0
             assert valid.mean() >= 0.9
-            assert tile["valid_fraction"] == pytest.approx(valid.mean())
+            assert tile.valid_fraction == pytest.approx(valid.mean())
     everything = build_dataset(
         images, labels, tmp_path / "all", PreprocessOptions(tile_size=128, min_valid=0)
     )
-    assert everything["totals"]["dropped_tiles"] == 0
-    total = manifest["totals"]["tiles"] + manifest["totals"]["dropped_tiles"]
-    assert everything["totals"]["tiles"] == total
+    assert everything.totals.dropped_tiles == 0
+    total = manifest.totals.tiles + manifest.totals.dropped_tiles
+    assert everything.totals.tiles == total
 
 
 def test_a_split_left_without_tiles_is_reported(
@@ -173,7 +175,7 @@ def test_a_split_left_without_tiles_is_reported(
     images, labels = landsat_export(tmp_path / "export", real_data, ["a", "b", "c"])
     options = PreprocessOptions(tile_size=700, min_valid=1.0)  # every tile touches the collar
     manifest = build_dataset(images, labels, tmp_path / "out", options)
-    assert manifest["totals"]["tiles"] == 0
+    assert manifest.totals.tiles == 0
     for name in SPLITS:
         assert f"the {name} split has no tiles" in caplog.text
 
@@ -187,12 +189,12 @@ def test_single_band_16_bit_scenes_keep_their_dtype(real_data: Path, tmp_path: P
         shutil.copy(real_data / "geotiff_labels.geojson", labels / f"{stem}.geojson")
     options = PreprocessOptions(tile_size=300, splits=(0.5, 0.5, 0.0))
     manifest = build_dataset(images, labels, tmp_path / "out", options)
-    assert manifest["dtype"] == "uint16" and manifest["tile_shape"] == [300, 300, 1]
-    assert set(manifest["splits"]) == {"train", "validation"}
+    assert manifest.dtype == "uint16" and manifest.tile_shape == (300, 300, 1)
+    assert set(manifest.splits) == {"train", "validation"}
     assert not (tmp_path / "out" / "test").exists()
     images_, masks = next(read_channel(tmp_path / "out" / "train"))
     assert images_.dtype == np.uint16 and images_.shape[1:] == (300, 300, 1)
-    assert masks.mean() == pytest.approx(manifest["splits"]["train"]["positive_fraction"])
+    assert masks.mean() == pytest.approx(manifest.splits["train"].positive_fraction)
 
 
 def test_every_label_format_pairs_by_stem(real_data: Path, tmp_path: Path) -> None:
@@ -206,14 +208,14 @@ def test_every_label_format_pairs_by_stem(real_data: Path, tmp_path: Path) -> No
         if part.suffix != ".gpkg":
             part.unlink()
     manifest = build_dataset(images, labels, tmp_path / "out", PreprocessOptions(tile_size=128))
-    files = {record["scene"]: record["labels"]["files"] for record in manifest["inputs"]}
+    files = {record.scene: record.labels.files for record in manifest.inputs}
     assert files == {
         "geopackage": ["geopackage.gpkg"],
         "shp": ["shp.cpg", "shp.dbf", "shp.prj", "shp.shp", "shp.shx"],
         "zip": ["zip.zip"],
     }
     positives = {
-        scene: sorted(t["positive_fraction"] for t in manifest["tiles"] if t["scene"] == scene)
+        scene: sorted(t.positive_fraction for t in manifest.tiles if t.scene == scene)
         for scene in files
     }
     assert positives["zip"] == positives["shp"]
@@ -299,7 +301,7 @@ def test_an_output_folder_with_another_run_is_refused_and_the_same_run_kept(
         (["--splits", "0,0.5,0.5"], "leaves train or validation empty"),
         (["--overlap", "256"], "less than the tile size"),
         (["--tile-size", "8"], "too small"),
-        (["--min-valid", "1.5"], "not a fraction"),
+        (["--min-valid", "1.5"], "'1.5' is too large: it must be a number from 0 to 1"),
         (["--tile-size", "512"], "smaller than one 512x512 tile"),
     ],
 )
@@ -341,3 +343,29 @@ def test_runs_as_a_processing_job_on_the_sagemaker_mounts(
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path / "nowhere"))
     assert main(["preprocess"]) == 2
     assert "--images: was not given" in capsys.readouterr().err
+
+
+def test_every_reader_of_the_manifest_gets_what_preprocess_wrote(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """One typed reader: the manifest round-trips, names its test scenes, and a damaged
+    one is refused naming the file and the key at fault."""
+    manifest = read_manifest(dataset)
+    assert manifest == read_manifest(dataset / "manifest.json")
+    assert manifest.model_dump(mode="json") == load_manifest(dataset)
+    assert [scene.split for scene in manifest.test_scenes(dataset)] == ["test"] * len(
+        manifest.scenes("test")
+    )
+    for name in SPLITS:
+        index = read_channel_index(dataset / name)
+        assert index.tiles == manifest.splits[name].tiles
+        assert index.manifest_sha256 == file_digest(dataset / "manifest.json")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    document = load_manifest(dataset)
+    del document["totals"]["tiles"]
+    (damaged / "manifest.json").write_text(json.dumps(document))
+    with pytest.raises(
+        InputError, match=r"manifest.json: is not a readable .* \(totals\.tiles: Field required\)"
+    ):
+        read_manifest(damaged)

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from earthseg.errors import InputError
-from earthseg.launch.ecr import (
+from earthseg.shipping.ecr import (
     PERMISSIONS_FIX,
     Credentials,
     authorization,
@@ -24,8 +24,8 @@ from earthseg.launch.ecr import (
     ecr_error,
     ensure_repository,
 )
-from earthseg.launch.push import _push_error, credentials_from_env
-from earthseg.launch.registry import Registry, ecr_host_parts, parse_registry, remote_tags
+from earthseg.shipping.push import _push_error, credentials_from_env
+from earthseg.shipping.registry import Registry, ecr_host_parts, parse_registry, remote_tags
 
 ACCOUNT = "123456789012"  # moto's default account
 

@@ -19,15 +19,17 @@ import pytest
 import rasterio
 import shapely
 
+from earthseg.contracts.manifest import file_digest
+from earthseg.contracts.model_card import ModelCard, write_model_card
 from earthseg.errors import InputError
-from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
-from earthseg.preprocess.manifest import file_digest
+from earthseg.preprocess.dataset import build_dataset
+from earthseg.preprocess.options import PreprocessOptions
 from earthseg.report import scores as report_scores
 from earthseg.report import write_report
 from earthseg.report.scores import Confusion, score_scene
 from earthseg.serve.geo import MASK_NODATA, describe
 from earthseg.serve.predictor import Prediction, save_prediction
-from earthseg.synthetic import write_sample_export
+from earthseg.synthetic.export import write_sample_export
 from earthseg.train.export import model_card
 from earthseg.train.report import plot_curves, plot_predictions
 from tests.conftest import landsat_export
@@ -57,7 +59,7 @@ def make_run(root: Path, images: Path, labels: Path, options: PreprocessOptions)
     a training job on it would."""
     manifest = build_dataset(images, labels, root / "dataset", options)
     manifest_path = root / "dataset" / "manifest.json"
-    test_stems = [i["scene"] for i in manifest["inputs"] if i["split"] == "test"]
+    test_stems = [scene.scene for scene in manifest.scenes("test")]
     model = root / "model"
     model.mkdir()
     metrics = {"validation": {**CARD_TEST, "iou": 0.7}, "test": CARD_TEST}
@@ -72,7 +74,9 @@ def make_run(root: Path, images: Path, labels: Path, options: PreprocessOptions)
         epochs=3,
         manifest_sha256=file_digest(manifest_path),
     )
-    (model / "earthseg.json").write_text(json.dumps(card))
+    onnx = {"input": "image", "output": "output_0", "max_abs_difference_to_keras": 0.0}
+    onnx["checked_tiles"] = 2
+    write_model_card(model, ModelCard.model_validate({**card, "onnx": onnx}))
     output = root / "output"
     output.mkdir()
     (output / "metrics.json").write_text(json.dumps({"threshold": THRESHOLD, **metrics}))

@@ -25,8 +25,9 @@ from rasterio.transform import from_origin
 from werkzeug.serving import make_server
 
 from earthseg.cli import main as cli
+from earthseg.contracts.model_card import ModelCard, read_model_card
 from earthseg.serve.app import create_app
-from earthseg.serve.artifact import ModelCard, OnnxModel
+from earthseg.serve.artifact import OnnxModel
 from earthseg.serve.attributes import HEADER, parse_attributes
 from earthseg.serve.cores import CoreSlots
 from earthseg.serve.decoders import MAX_PIXELS, decode
@@ -184,7 +185,7 @@ def test_bad_custom_attributes_are_refused_by_name(header: str, named: str) -> N
 
 
 def test_every_content_type_decodes_to_the_same_pixels(test_model: Path) -> None:
-    card = ModelCard.read(test_model)
+    card = read_model_card(test_model)
     image = np.random.default_rng(2).integers(0, 256, (40, 50, 3), dtype=np.uint8)
     png = io.BytesIO()
     Image.fromarray(image).save(png, format="PNG")
@@ -205,7 +206,7 @@ def test_every_content_type_decodes_to_the_same_pixels(test_model: Path) -> None
 
 
 def test_tensorflow_serving_named_instances_and_batches_decode(test_model: Path) -> None:
-    card = ModelCard.read(test_model)
+    card = read_model_card(test_model)
     batch = np.zeros((2, 8, 8, 3), np.float32)
     named = {"instances": [{"image": tile.tolist()} for tile in batch]}
     assert decode(json.dumps(named).encode(), JSON, card).images.shape == (2, 8, 8, 3)
@@ -236,7 +237,7 @@ def test_bad_bodies_get_a_status_and_a_message_naming_the_problem(
     test_model: Path, body: bytes, content_type: str | None, status: int, words: str
 ) -> None:
     with pytest.raises(RequestError) as refused:
-        decode(body, content_type, ModelCard.read(test_model))
+        decode(body, content_type, read_model_card(test_model))
     assert refused.value.status_code == status
     assert words in refused.value.message and "Fix:" in refused.value.message
 
@@ -252,7 +253,7 @@ def test_a_small_body_that_decodes_to_a_huge_scene_is_refused_before_decoding(
     body = memory.read()
     assert len(body) < 1_000_000
     with pytest.raises(RequestError) as refused:
-        decode(body, TIFF, ModelCard.read(test_model))
+        decode(body, TIFF, read_model_card(test_model))
     assert refused.value.status_code == 413
 
 
@@ -543,7 +544,7 @@ def test_georeferencing_survives_a_scene_smaller_than_a_window(
 
 @pytest.fixture(scope="module")
 def card(test_model: Path) -> ModelCard:
-    return ModelCard.read(test_model)
+    return read_model_card(test_model)
 
 
 @pytest.fixture(scope="module")
@@ -570,7 +571,7 @@ def _decode_or_refuse(body: bytes, content_type: str, card: ModelCard) -> None:
     except RequestError as refused:
         assert 400 <= refused.status_code < 500 and "Fix:" in refused.message
         return
-    assert payload.images.ndim == 4 and payload.images.shape[-1] == card.bands
+    assert payload.images.ndim == 4 and payload.images.shape[-1] == card.input.bands
 
 
 CONTENT_TYPES = st.sampled_from([NPY, JSON, PNG, "image/jpeg", TIFF])
@@ -644,3 +645,22 @@ def test_polygons_are_not_reprojected_from_a_scene_without_a_crs(
     assert cli([*command, "--geojson", str(polygons), "--crs", "EPSG:4326"]) == 2
     assert "no CRS to reproject from" in capsys.readouterr().err
     assert not polygons.exists() and not out.exists()
+
+
+def test_the_serving_contract_names_sagemakers_own_variables() -> None:
+    """The launchers set, and the server reads, the variables the sagemaker-inference
+    toolkit (SageMaker's own serving contract) names."""
+    from sagemaker_inference import parameters
+
+    from earthseg.contracts import serving
+
+    assert serving.PORT_ENV == parameters.BIND_TO_PORT_ENV
+    assert serving.WORKERS_ENV == parameters.MODEL_SERVER_WORKERS_ENV
+    assert serving.TIMEOUT_ENV == parameters.MODEL_SERVER_TIMEOUT_ENV
+    assert serving.MAX_PAYLOAD_ENV == parameters.MAX_REQUEST_SIZE
+    assert serving.DEFAULT_ACCEPT_ENV == parameters.DEFAULT_INVOCATIONS_ACCEPT_ENV
+    environment = serving.ServerOptions(workers=3, timeout=90).environment()
+    assert environment == {
+        parameters.MODEL_SERVER_WORKERS_ENV: "3",
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "90",
+    }

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from earthseg.contracts.channels import read_channel_index, write_channel_index
 from earthseg.preprocess.direct_npy import PAGE, aligned_empty, save_rows
-from earthseg.preprocess.shards import ShardWriter, read_channel, read_index, write_index
+from earthseg.preprocess.shards import ShardWriter, read_channel
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
@@ -49,11 +50,12 @@ def test_writer_splits_into_shards_and_reads_back_in_order(tmp_path: Path) -> No
         writer = ShardWriter(tmp_path / "train", (16, 24, 3), np.dtype(np.uint8), executor, 4)
         places = [writer.add(tile, mask) for tile, mask in zip(tiles, masks, strict=True)]
         index = writer.close()
-    write_index(tmp_path / "train", index, "sha256:abc")
+    identified = index.model_copy(update={"manifest_sha256": "sha256:abc"})
+    write_channel_index(tmp_path / "train", identified)
     assert places[:5] == [("images-00000.npy", i) for i in range(4)] + [("images-00001.npy", 0)]
-    assert [shard["tiles"] for shard in index["shards"]] == [4, 4, 3]
-    assert read_index(tmp_path / "train") == {**index, "manifest_sha256": "sha256:abc"}
-    assert index["positive_fraction"] == pytest.approx(masks.mean())
+    assert [shard.tiles for shard in index.shards] == [4, 4, 3]
+    assert read_channel_index(tmp_path / "train") == identified
+    assert index.positive_fraction == pytest.approx(masks.mean())
     packed = np.load(tmp_path / "train" / "masks-00000.npy")
     assert packed.shape == (4, 16, 3)  # 24 columns in 3 bytes
     images = np.concatenate([i for i, _ in read_channel(tmp_path / "train")])

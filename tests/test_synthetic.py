@@ -16,7 +16,8 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from earthseg.errors import InputError
-from earthseg.synthetic import export, write_sample_export
+from earthseg.synthetic import export
+from earthseg.synthetic.export import write_sample_export
 from earthseg.synthetic.plumes import DARK_DUST, LIGHT_DUST
 from earthseg.synthetic.scene import Scene
 

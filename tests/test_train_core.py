@@ -15,8 +15,9 @@ import keras
 import numpy as np
 import pytest
 
+from earthseg.contracts.channels import write_channel_index
 from earthseg.errors import InputError
-from earthseg.preprocess.shards import ShardWriter, read_channel, write_index
+from earthseg.preprocess.shards import ShardWriter, read_channel
 from earthseg.train.callbacks import MetricsLogger, StopOnSigterm
 from earthseg.train.data import channel_arrays, channel_dataset, channel_info, channel_tiles
 from earthseg.train.hyperparameters import Hyperparameters
@@ -41,7 +42,8 @@ def write_channel(folder: Path, tiles: int, tiles_per_shard: int = 4, seed: int 
             image = rng.integers(0, 256, (TILE, TILE, 3), dtype=np.uint8)
             image[..., 0] = np.where(rng.random((TILE, TILE)) < 0.3, 255, 0)
             writer.add(image, (image[..., 0] == 255).astype(np.uint8))
-        write_index(folder, writer.close(), "sha256:test")
+        index = writer.close().model_copy(update={"manifest_sha256": "sha256:test"})
+        write_channel_index(folder, index)
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +63,8 @@ def test_hyperparameters_from_strings_and_json_values_are_equal() -> None:
     assert parsed == Hyperparameters.from_mapping(decoded)
     assert parsed == Hyperparameters(epochs=3, learning_rate=0.01, augment=False, depth=2)
     assert Hyperparameters.from_mapping({"augment": "True", "epochs": 4.0}).epochs == 4
-    assert Hyperparameters.from_mapping({}).as_dict() == Hyperparameters().as_dict()
-    assert Hyperparameters().as_dict()["batch_size"] == 16
+    assert Hyperparameters.from_mapping({}).model_dump() == Hyperparameters().model_dump()
+    assert Hyperparameters().model_dump()["batch_size"] == 16
 
 
 def test_sagemaker_own_hyperparameters_are_ignored() -> None:

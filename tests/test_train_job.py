@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
-from earthseg.preprocess.manifest import file_digest
-from earthseg.synthetic import write_sample_export
+from earthseg.contracts.manifest import file_digest
+from earthseg.preprocess.dataset import build_dataset
+from earthseg.preprocess.options import PreprocessOptions
+from earthseg.synthetic.export import write_sample_export
 from earthseg.train.distribution import PEER_TIMEOUT_ENV, TF_CONFIG_ENV
 from earthseg.train.metric_lines import METRIC_DEFINITIONS
 from tests.conftest import make_opt_ml
@@ -187,7 +188,8 @@ def test_an_unreadable_shard_is_named(dataset: Path, tmp_path: Path) -> None:
 def test_a_loss_that_turns_nan_fails_the_job_with_advice(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from earthseg.preprocess.shards import ShardWriter, write_index
+    from earthseg.contracts.channels import write_channel_index
+    from earthseg.preprocess.shards import ShardWriter
 
     base = make_opt_ml(tmp_path / "ml", tmp_path, SMALL, channels=())
     rng = np.random.default_rng(0)
@@ -199,7 +201,8 @@ def test_a_loss_that_turns_nan_fails_the_job_with_advice(tmp_path: Path) -> None
                 image = rng.random((32, 32, 3), dtype=np.float32)
                 image[0, 0, 0] = np.nan  # one bad pixel per tile poisons the loss
                 writer.add(image, (rng.random((32, 32)) > 0.5).astype(np.uint8))
-            write_index(folder, writer.close(), "sha256:none")
+            index = writer.close().model_copy(update={"manifest_sha256": "sha256:none"})
+            write_channel_index(folder, index)
     job = run_job(base)
     assert job.returncode == 1
     failure = (base / "output" / "failure").read_text()

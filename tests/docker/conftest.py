@@ -18,8 +18,9 @@ import pytest
 import requests
 from docker.errors import DockerException, NotFound
 
-from earthseg.preprocess.dataset import PreprocessOptions, build_dataset
-from earthseg.synthetic import write_sample_export
+from earthseg.preprocess.dataset import build_dataset
+from earthseg.preprocess.options import PreprocessOptions
+from earthseg.synthetic.export import write_sample_export
 from tests.conftest import make_opt_ml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,7 +126,7 @@ def local_mode_channels(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def local_mode_job(image: str, channels: Path, root: Path, instances: int = 1) -> Path:
     """A 2-epoch job on `instances` local containers through the SDK's ModelTrainer, built
     as the launcher builds it; returns its model.tar.gz."""
-    from earthseg.launch.training import TrainingSpec, run_training
+    from earthseg.aws.training import TrainingSpec, run_training
 
     spec = TrainingSpec(
         image=image,

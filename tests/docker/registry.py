@@ -21,7 +21,7 @@ import bcrypt
 import pytest
 import requests
 
-from earthseg.launch.local_containers import free_port
+from earthseg.local.engine import free_port
 
 START_TIMEOUT_S = 20
 INSTALL_HINT = (

@@ -15,8 +15,8 @@ import pytest
 import rasterio
 
 from earthseg.cli import main as cli
-from earthseg.launch.local_containers import local_endpoint
-from earthseg.synthetic import write_sample_export
+from earthseg.local.endpoint import local_endpoint
+from earthseg.synthetic.export import write_sample_export
 from tests.docker.conftest import TrainedJob
 from tests.runtime_front import RuntimeFront, runtime_front
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from earthseg.cli import main as cli
-from earthseg.launch.local_containers import local_endpoint
+from earthseg.local.endpoint import local_endpoint
 from earthseg.train.metric_lines import METRIC_DEFINITIONS
 from tests.aws_emulator import Emulator
 from tests.docker.conftest import TrainedJob

@@ -27,8 +27,8 @@ from moto.server import ThreadedMotoServer
 
 from earthseg import __version__
 from earthseg.errors import InputError
-from earthseg.launch.local_containers import free_port
-from earthseg.launch.push import local_image
+from earthseg.local.engine import free_port
+from earthseg.shipping.push import local_image
 from tests.docker.conftest import REPO
 from tests.docker.registry import LocalRegistry, local_registry
 
@@ -236,7 +236,7 @@ def test_no_docker_engine_says_to_start_one(tmp_path: Path) -> None:
     entry = [
         str(REPO / ".venv" / "bin" / "python"),
         "-m",
-        "earthseg.launch.push",
+        "earthseg.shipping.push",
         "--flavor",
         "cpu",
     ]

@@ -26,7 +26,7 @@ from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 
 from earthseg.cli import main as cli
-from earthseg.launch.local_containers import free_port
+from earthseg.local.engine import free_port
 from earthseg.serve.geo import MASK_NODATA
 from earthseg.serve.predictor import load_predictor
 from tests.docker.conftest import TrainedJob

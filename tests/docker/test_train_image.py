@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from earthseg.preprocess.shards import read_channel
-from earthseg.synthetic import write_sample_export
+from earthseg.synthetic.export import write_sample_export
 from tests.docker.conftest import BASE_IMAGE_TAG, REPO, TrainedJob, run_container
 
 pytestmark = pytest.mark.docker

@@ -1,7 +1,7 @@
 """The training image driven by its real client: SageMaker Python SDK v3 in local mode.
 
 `ModelTrainer(training_mode=Mode.LOCAL_CONTAINER)`, built as the launcher builds it
-(earthseg.launch.training), writes the /opt/ml tree, runs the image
+(earthseg.aws.training), writes the /opt/ml tree, runs the image
 with docker-compose (no `train` argument, hyperparameters as strings) and tars the
 artifacts into model.tar.gz, as a SageMaker training job would.
 """

@@ -8,7 +8,6 @@ complete, with the manifest last.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections import Counter
@@ -25,18 +24,19 @@ from tqdm import tqdm
 
 from earthseg import __version__
 from earthseg.atomic import PARTIAL_PREFIX, atomic_dir
-from earthseg.errors import InputError
-from earthseg.preprocess.labels import label_files, labels_for_scene
-from earthseg.preprocess.manifest import (
+from earthseg.contracts.channels import CHANNELS, ChannelIndex, write_channel_index
+from earthseg.contracts.manifest import (
     MANIFEST,
-    MANIFEST_FORMAT,
+    DatasetManifest,
     file_digest,
     files_digest,
-    read_manifest,
+    find_manifest,
     run_fingerprint,
     write_manifest,
 )
-from earthseg.preprocess.options import DEFAULT_OPTIONS, PreprocessOptions
+from earthseg.errors import InputError
+from earthseg.preprocess.labels import label_files, labels_for_scene
+from earthseg.preprocess.options import PreprocessOptions
 from earthseg.preprocess.pairing import Pair, pair_by_stem
 from earthseg.preprocess.rasterize import burn
 from earthseg.preprocess.scenes import (
@@ -46,8 +46,8 @@ from earthseg.preprocess.scenes import (
     open_scene,
     valid_fraction,
 )
-from earthseg.preprocess.shards import ShardWriter, write_index
-from earthseg.preprocess.splits import SPLIT_NAMES, assign_splits
+from earthseg.preprocess.shards import ShardWriter
+from earthseg.preprocess.splits import assign_splits
 from earthseg.preprocess.tile_files import write_tile_files
 from earthseg.preprocess.tiling import strips
 
@@ -55,14 +55,14 @@ log = logging.getLogger(__name__)
 
 
 def build_dataset(
-    images: Path, labels: Path, out: Path, options: PreprocessOptions = DEFAULT_OPTIONS
-) -> dict[str, Any]:
+    images: Path, labels: Path, out: Path, options: PreprocessOptions | None = None
+) -> DatasetManifest:
     """Preprocess an export into `out`; return the manifest. A finished identical run is kept.
 
     Input digests are computed on one background thread and shards written on another
     while the main thread decodes, so the stage costs little more than reading the scenes.
     """
-    options.check()
+    options = options or PreprocessOptions()
     out = Path(out)
     pairs = pair_by_stem(Path(images), Path(labels))
     scenes = [describe_scene(pair.image) for pair in pairs]
@@ -75,10 +75,10 @@ def build_dataset(
     ]
     with ThreadPoolExecutor(1, thread_name_prefix="earthseg-digest") as digester:
         digests = [digester.submit(_input_record, pair) for pair in pairs]
-        existing = read_manifest(out)
+        existing = find_manifest(out)
         if existing is not None:
             fingerprint = _fingerprint([d.result() for d in digests], options)
-            if existing.get("fingerprint") == fingerprint:
+            if existing.fingerprint == fingerprint:
                 log.info("%s already holds this dataset (same inputs and options): kept", out)
                 return existing
         _check_output_free(out)
@@ -92,14 +92,14 @@ def build_dataset(
                         np.dtype(scenes[0].dtype),
                         shard_io,
                     )
-                    for name in sorted(set(split_of.values()), key=SPLIT_NAMES.index)
+                    for name in sorted(set(split_of.values()), key=CHANNELS.index)
                 }
                 tiles, counts = _tile_scenes(
                     pairs, polygons, tile_counts, split_of, writers, partial, options
                 )
                 channels = {name: writer.close() for name, writer in writers.items()}
             for name, channel in channels.items():
-                if not channel["tiles"]:
+                if not channel.tiles:
                     log.warning(
                         "the %s split has no tiles: its scenes are mostly nodata at "
                         "--min-valid %s; try another --seed or a lower --min-valid",
@@ -113,7 +113,8 @@ def build_dataset(
             manifest = _manifest(fingerprint, options, scenes[0], inputs, channels, tiles)
             manifest_sha256 = file_digest(write_manifest(partial, manifest))
             for name, channel in channels.items():
-                write_index(partial / name, channel, manifest_sha256)
+                identified = channel.model_copy(update={"manifest_sha256": manifest_sha256})
+                write_channel_index(partial / name, identified)
     return manifest
 
 
@@ -145,7 +146,7 @@ def _tile_scenes(
 def _fingerprint(inputs: list[dict[str, Any]], options: PreprocessOptions) -> str:
     return run_fingerprint(
         [f"{i['image']['sha256']} {i['labels']['sha256']}" for i in inputs],
-        dataclasses.asdict(options),
+        options.model_dump(mode="json"),
         __version__,
     )
 
@@ -255,36 +256,37 @@ def _manifest(
     options: PreprocessOptions,
     first_scene: SceneInfo,
     inputs: list[dict[str, Any]],
-    channels: dict[str, dict[str, Any]],
+    channels: dict[str, ChannelIndex],
     tiles: list[dict[str, Any]],
-) -> dict[str, Any]:
+) -> DatasetManifest:
     scenes_per_split = Counter(record["split"] for record in inputs)
     pixels = options.tile_size**2
     positive = sum(t["positive_fraction"] for t in tiles) * pixels
-    return {
-        "format": MANIFEST_FORMAT,
-        "created_by": f"earthseg {__version__}",
-        "fingerprint": fingerprint,
-        "options": dataclasses.asdict(options),
-        "crs": first_scene.crs.to_string(),
-        "bands": first_scene.bands,
-        "dtype": first_scene.dtype,
-        "tile_shape": [options.tile_size, options.tile_size, first_scene.bands],
-        "totals": {
-            "scenes": len(inputs),
-            "tiles": len(tiles),
-            "dropped_tiles": sum(record["dropped_tiles"] for record in inputs),
-            "positive_fraction": positive / max(1, len(tiles) * pixels),
-        },
-        "splits": {
-            name: {
-                "scenes": scenes_per_split[name],
-                "tiles": channel["tiles"],
-                "positive_fraction": channel["positive_fraction"],
-                "shards": len(channel["shards"]),
-            }
-            for name, channel in channels.items()
-        },
-        "inputs": inputs,
-        "tiles": tiles,
-    }
+    return DatasetManifest.model_validate(
+        {
+            "created_by": f"earthseg {__version__}",
+            "fingerprint": fingerprint,
+            "options": options.model_dump(mode="json"),
+            "crs": first_scene.crs.to_string(),
+            "bands": first_scene.bands,
+            "dtype": first_scene.dtype,
+            "tile_shape": [options.tile_size, options.tile_size, first_scene.bands],
+            "totals": {
+                "scenes": len(inputs),
+                "tiles": len(tiles),
+                "dropped_tiles": sum(record["dropped_tiles"] for record in inputs),
+                "positive_fraction": positive / max(1, len(tiles) * pixels),
+            },
+            "splits": {
+                name: {
+                    "scenes": scenes_per_split[name],
+                    "tiles": channel.tiles,
+                    "positive_fraction": channel.positive_fraction,
+                    "shards": len(channel.shards),
+                }
+                for name, channel in channels.items()
+            },
+            "inputs": inputs,
+            "tiles": tiles,
+        }
+    )

@@ -3,25 +3,22 @@
 A SageMaker channel folder holds `images-NNNNN.npy` (tiles, rows, cols, bands) in the
 scenes' own dtype, `masks-NNNNN.npy` with one bit per pixel (tiles, rows, cols / 8 as
 `numpy.packbits` along columns makes them: binary masks as bytes would be an eighth of
-the output for no information), and `shards.json`, which describes them so the channel
-is self-describing when mounted alone. `read_channel` unpacks.
+the output for no information), and `shards.json`, the channel's index
+(earthseg.contracts.channels), so the channel is self-describing when mounted alone.
+`read_channel` unpacks.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from earthseg.contracts.channels import ChannelIndex, Shard, read_channel_index
 from earthseg.preprocess.direct_npy import aligned_empty, save_rows
 
-SHARDS_INDEX = "shards.json"
-SHARDS_FORMAT = "earthseg.shards/1"
-MASK_ENCODING = "packbits"  # numpy.packbits(mask, axis=-1), big bit order
 TARGET_SHARD_BYTES = 32 * 2**20
 
 
@@ -46,7 +43,7 @@ class ShardWriter:
         self.tiles_per_shard = tiles_per_shard or max(
             1, TARGET_SHARD_BYTES // (int(np.prod(tile_shape)) * self.dtype.itemsize)
         )
-        self.shards: list[dict[str, Any]] = []
+        self.shards: list[Shard] = []
         self.positive_pixels = 0
         self._executor = executor
         self._pending: Future[None] | None = None
@@ -57,7 +54,7 @@ class ShardWriter:
 
     @property
     def tiles(self) -> int:
-        return sum(int(shard["tiles"]) for shard in self.shards) + self._filled
+        return sum(shard.tiles for shard in self.shards) + self._filled
 
     def add(self, image: np.ndarray, mask: np.ndarray) -> tuple[str, int]:
         """Append one (rows, cols, bands) tile and its mask; return (shard file, index)."""
@@ -71,25 +68,22 @@ class ShardWriter:
             self._flush()
         return shard_name, index
 
-    def close(self) -> dict[str, Any]:
+    def close(self) -> ChannelIndex:
         """Write the last partial shard, wait for all writes; return the channel's index.
 
-        The caller completes the index with the dataset's identity (`write_index`).
+        The caller completes the index with the dataset manifest's digest and writes it.
         """
         if self._filled:
             self._flush()
         self._wait()
         rows, cols, _ = self.tile_shape
-        index: dict[str, Any] = {
-            "format": SHARDS_FORMAT,
-            "tile_shape": list(self.tile_shape),
-            "dtype": self.dtype.name,
-            "mask_encoding": MASK_ENCODING,
-            "tiles": self.tiles,
-            "positive_fraction": self.positive_pixels / max(1, self.tiles * rows * cols),
-            "shards": self.shards,
-        }
-        return index
+        return ChannelIndex(
+            tile_shape=self.tile_shape,
+            dtype=self.dtype.name,
+            tiles=self.tiles,
+            positive_fraction=self.positive_pixels / max(1, self.tiles * rows * cols),
+            shards=self.shards,
+        )
 
     def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
         images = aligned_empty((self.tiles_per_shard, *self.tile_shape), self.dtype)
@@ -113,7 +107,7 @@ class ShardWriter:
             self._masks,
             filled,
         )
-        self.shards.append({"images": images, "masks": masks, "tiles": filled})
+        self.shards.append(Shard(images=images, masks=masks, tiles=filled))
         self._filled = 0
         written = (self._images, self._masks)
         self._images, self._masks = self._spare or self._buffers()
@@ -132,26 +126,14 @@ def _save_shard(
     np.save(masks_path, np.packbits(masks[:tiles], axis=-1))
 
 
-def write_index(folder: Path, index: dict[str, Any], manifest_sha256: str) -> None:
-    """Write `shards.json`, naming the manifest so a model trained on the channel can too."""
-    document = {**index, "manifest_sha256": manifest_sha256}
-    (Path(folder) / SHARDS_INDEX).write_text(json.dumps(document, indent=2) + "\n")
-
-
-def read_index(folder: Path) -> dict[str, Any]:
-    """The `shards.json` of a channel folder."""
-    index: dict[str, Any] = json.loads((Path(folder) / SHARDS_INDEX).read_text())
-    return index
-
-
 def read_channel(folder: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(images, masks) of each shard in a channel folder, in order.
 
     Images are memory-mapped; masks come unpacked to (tiles, rows, cols) uint8 0/1.
     """
-    index = read_index(folder)
-    columns = index["tile_shape"][1]
-    for shard in index["shards"]:
-        images = np.load(Path(folder) / shard["images"], mmap_mode="r")
-        packed = np.load(Path(folder) / shard["masks"])
+    index = read_channel_index(folder)
+    columns = index.tile_shape[1]
+    for shard in index.shards:
+        images = np.load(Path(folder) / shard.images, mmap_mode="r")
+        packed = np.load(Path(folder) / shard.masks)
         yield images, np.unpackbits(packed, axis=-1, count=columns)

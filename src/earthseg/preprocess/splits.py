@@ -4,28 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from earthseg.contracts.channels import CHANNELS
 from earthseg.errors import InputError
-
-SPLIT_NAMES = ("train", "validation", "test")
-
-
-def parse_fractions(text: str) -> tuple[float, float, float]:
-    """`--splits 0.7,0.15,0.15` as three fractions summing to 1, train first."""
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3 or any(v < 0 for v in values) or abs(sum(values) - 1) > 1e-6:
-        raise InputError(
-            f"--splits {text}",
-            "is not three non-negative fractions for train, validation, test summing to 1",
-            "write e.g. --splits 0.7,0.15,0.15",
-        )
-    if values[0] == 0 or values[1] == 0:
-        raise InputError(
-            f"--splits {text}", "leaves train or validation empty", "give both a share"
-        )
-    return values  # type: ignore[return-value]
 
 
 def scene_counts(scenes: int, fractions: tuple[float, ...]) -> list[int]:
@@ -56,7 +36,7 @@ def assign_splits(stems: list[str], fractions: tuple[float, ...], seed: int) -> 
     shuffled = [sorted(stems)[i] for i in order]
     assignment: dict[str, str] = {}
     start = 0
-    for name, count in zip(SPLIT_NAMES, scene_counts(len(stems), fractions), strict=True):
+    for name, count in zip(CHANNELS, scene_counts(len(stems), fractions), strict=True):
         assignment.update((stem, name) for stem in shuffled[start : start + count])
         start += count
     return assignment

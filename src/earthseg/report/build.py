@@ -17,22 +17,22 @@ from pathlib import Path
 import rasterio
 
 from earthseg.atomic import PARTIAL_PREFIX, atomic_dir
+from earthseg.contracts.manifest import file_digest, read_manifest
+from earthseg.contracts.model_card import ONNX_FILE, read_model_card
 from earthseg.errors import InputError
-from earthseg.preprocess.manifest import file_digest
 from earthseg.report import layout
 from earthseg.report.content import ReportFacts, report_blocks
 from earthseg.report.document import to_html, to_markdown
 from earthseg.report.figures import scene_figure
 from earthseg.report.inputs import (
+    CARD_FIX,
+    MANIFEST_FIX,
     SceneFiles,
     check_training_files,
     find_test_scenes,
-    read_manifest,
-    read_model_card,
     scene_labels,
 )
 from earthseg.report.scores import Confusion, format_ratio, pooled, score_mask, write_scores
-from earthseg.train.export import ONNX_FILE
 from earthseg.train.report import CURVES, PANELS, plot_curves
 
 log = logging.getLogger(__name__)
@@ -81,12 +81,12 @@ def write_report(
     """
     out_dir, manifest, model_card = Path(out_dir), Path(manifest), Path(model_card)
     _check_out_dir(out_dir)
-    dataset = read_manifest(manifest)
-    card = read_model_card(model_card)
+    dataset = read_manifest(manifest, MANIFEST_FIX)
+    card = read_model_card(model_card, CARD_FIX)
     scenes = find_test_scenes(dataset, manifest, Path(images), Path(labels), Path(predictions))
     check_training_files(training_metrics, history_csv, training_figures)
     onnx = model_card.parent / ONNX_FILE
-    threshold = float(card["threshold"])
+    threshold = card.threshold
 
     with atomic_dir(out_dir, last=layout.REPORT_MD, replace=True) as partial:
         scores: dict[str, Confusion] = {}
@@ -95,7 +95,7 @@ def write_report(
             for scene in scenes:
                 scores[scene.stem] = _report_scene(scene, threshold, partial)
                 figures[scene.stem] = out_dir / layout.scene_figure(scene.stem)
-        write_scores(partial, scores, card.get("metrics", {}), threshold)
+        write_scores(partial, scores, card.metrics, threshold)
         training_files = _training_files(
             partial, model_card, training_metrics, history_csv, training_figures
         )

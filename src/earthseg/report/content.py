@@ -5,8 +5,10 @@ data were (digests), so a number in the report can be traced to its inputs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from earthseg.contracts.channels import TEST
+from earthseg.contracts.manifest import DatasetManifest
+from earthseg.contracts.model_card import ModelCard
 from earthseg.report import layout
 from earthseg.report.document import (
     Block,
@@ -30,10 +32,10 @@ class ReportFacts:
     """Everything the report states, gathered by the writer."""
 
     scores: dict[str, Confusion]  # per test scene, by stem
-    card: dict[str, Any]
+    card: ModelCard
     card_digest: str
     onnx_digest: str | None  # model.onnx beside the card, when it is there
-    manifest: dict[str, Any]
+    manifest: DatasetManifest
     manifest_name: str
     manifest_digest: str
     training_files: frozenset[str]  # report-relative paths of the training job's files
@@ -59,14 +61,14 @@ def _summary(facts: ReportFacts) -> list[Block]:
         f"{format_ratio(total.f1)}, precision {format_ratio(total.precision)}, recall "
         f"{format_ratio(total.recall)} (all scenes' pixels pooled)."
     )
-    tiles = facts.card.get("metrics", {}).get("test")
+    tiles = facts.card.metrics.get(TEST)
     if tiles:
         text += (
             f" The training job scored the test tiles at IoU {format_ratio(tiles.get('iou'))}, "
             f"F1 {format_ratio(tiles.get('f1'))}."
         )
     blocks: list[Block] = [Paragraph((text,))]
-    if facts.card.get("data", {}).get("manifest_sha256") not in (None, facts.manifest_digest):
+    if facts.card.data.manifest_sha256 not in (None, facts.manifest_digest):
         blocks.append(Paragraph((_mismatch(facts),)))
     return blocks
 
@@ -87,11 +89,12 @@ def _scores(facts: ReportFacts) -> list[Block]:
         for stem, confusion in facts.scores.items()
     ]
     rows.append(("all test scenes, pooled", *_metric_cells(pooled(facts.scores.values())), ""))
-    for split in ("test", "validation"):
-        tiles = facts.card.get("metrics", {}).get(split)
+    for split in (TEST, "validation"):
+        tiles = facts.card.metrics.get(split)
         if tiles:
             cells = [format_ratio(tiles.get(name)) for name in METRICS]
-            labelled = facts.manifest.get("splits", {}).get(split, {}).get("positive_fraction")
+            summary = facts.manifest.splits.get(split)
+            labelled = summary.positive_fraction if summary else None
             predicted = tiles.get("positive_fraction")
             rows.append(
                 (f"model card: {split} tiles", *cells, _percent(labelled), _percent(predicted), "")
@@ -108,7 +111,7 @@ def _scores(facts: ReportFacts) -> list[Block]:
                 "cover a pixel centre, against the predicted mask; pixels the mask marks as no "
                 f"data ({MASK_NODATA}) are left out. Pooled: the pixel counts of all test scenes "
                 "added up. Tile scores come from the training job at the model card's "
-                f"threshold ({facts.card['threshold']:.2f}, chosen on validation), on the test "
+                f"threshold ({facts.card.threshold:.2f}, chosen on validation), on the test "
                 "tiles (tiles mostly without data dropped). Labelled and predicted: shares of "
                 f"the scored pixels. {UNDEFINED}: nothing to count (no dust labelled or "
                 "predicted). Every count is in ",
@@ -146,8 +149,8 @@ def _scenes(facts: ReportFacts) -> list[Block]:
 
 
 def _training(facts: ReportFacts) -> list[Block]:
-    training = facts.card.get("training", {})
-    hyperparameters = training.get("hyperparameters", {})
+    training = facts.card.training
+    hyperparameters = training.hyperparameters
     blocks: list[Block] = [Heading("Training")]
     curves, panels = layout.training_figure(CURVES), layout.training_figure(PANELS)
     if curves in facts.training_files:
@@ -158,15 +161,14 @@ def _training(facts: ReportFacts) -> list[Block]:
                 panels, "The training job's test tiles with the most dust: tile, label, prediction."
             )
         )
-    architecture = facts.card.get("architecture", {})
-    parameters = architecture.get("parameters")
+    architecture = facts.card.architecture
+    rows, cols = facts.card.input.tile_size
     blocks.append(
         Paragraph(
             (
-                f"{training.get('epochs', '?')} epochs trained (resumed runs included; at most "
-                f"{hyperparameters.get('epochs', '?')}): a {architecture.get('name', '?')} of "
-                f"{'?' if parameters is None else f'{parameters:,}'} parameters on "
-                f"{_tile_size(facts.card)} tiles.",
+                f"{training.epochs} epochs trained (resumed runs included; at most "
+                f"{hyperparameters.get('epochs', '?')}): a {architecture.name} of "
+                f"{architecture.parameters:,} parameters on {rows} x {cols} px tiles.",
             )
         )
     )
@@ -192,7 +194,7 @@ def _training(facts: ReportFacts) -> list[Block]:
 
 def _provenance(facts: ReportFacts) -> list[Block]:
     card, manifest = facts.card, facts.manifest
-    named = card.get("data", {}).get("manifest_sha256")
+    named = card.data.manifest_sha256
     if named is None:
         trained_on = "The model card names no manifest"
     elif named == facts.manifest_digest:
@@ -203,33 +205,27 @@ def _provenance(facts: ReportFacts) -> list[Block]:
         "Model: ",
         Link("model card", layout.MODEL_CARD),
         " by ",
-        Code(str(card.get("created_by", "?"))),
+        Code(card.created_by),
         ", card ",
         Code(facts.card_digest),
     ]
     if facts.onnx_digest:
         model += [", model.onnx ", Code(facts.onnx_digest)]
-    splits = manifest.get("splits", {})
     return [
         Heading("Data and model"),
         Bullets(
             (
                 ("Dataset manifest ", Code(facts.manifest_name), " ", Code(facts.manifest_digest)),
                 (f"{trained_on}.",),
-                ("Dataset fingerprint ", Code(str(manifest.get("fingerprint", "?")))),
+                ("Dataset fingerprint ", Code(manifest.fingerprint)),
                 tuple(model),
             )
         ),
         Table(
             ("split", "scenes", "tiles", "labelled"),
             tuple(
-                (
-                    name,
-                    str(split.get("scenes", "?")),
-                    str(split.get("tiles", "?")),
-                    _percent(split.get("positive_fraction")),
-                )
-                for name, split in splits.items()
+                (name, str(split.scenes), str(split.tiles), _percent(split.positive_fraction))
+                for name, split in manifest.splits.items()
             ),
         ),
     ]
@@ -237,7 +233,7 @@ def _provenance(facts: ReportFacts) -> list[Block]:
 
 def _mismatch(facts: ReportFacts) -> str:
     return (
-        f"Warning: the model card names dataset manifest {facts.card['data']['manifest_sha256']}, "
+        f"Warning: the model card names dataset manifest {facts.card.data.manifest_sha256}, "
         f"not this one ({facts.manifest_digest}): the model was trained on another dataset, "
         "so its test scenes may have been seen in training"
     )
@@ -249,11 +245,6 @@ def _metric_cells(confusion: Confusion) -> tuple[str, ...]:
         _percent(confusion.labelled_fraction),
         _percent(confusion.predicted_fraction),
     )
-
-
-def _tile_size(card: dict[str, Any]) -> str:
-    rows, cols = card.get("input", {}).get("tile_size", ("?", "?"))
-    return f"{rows} x {cols} px"
 
 
 def _percent(value: float | None) -> str:

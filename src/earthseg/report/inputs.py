@@ -5,21 +5,19 @@ fix, so a report never describes other scenes than the ones the dataset saw."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from earthseg.contracts.manifest import DatasetManifest, SceneInput, file_digest, files_digest
 from earthseg.errors import InputError
 from earthseg.preprocess.labels import LABEL_SUFFIXES, label_files, labels_for_scene
-from earthseg.preprocess.manifest import MANIFEST_FORMAT, file_digest, files_digest
 from earthseg.preprocess.scenes import open_scene
 from earthseg.serve.geo import Grid, describe
-from earthseg.train.export import MODEL_CARD_FORMAT
 
-TEST_SPLIT = "test"
+MANIFEST_FIX = "pass the manifest.json of the dataset the model was trained on"
+CARD_FIX = "pass the earthseg.json of the model artifact (model.tar.gz or /opt/ml/model)"
 
 
 @dataclass(frozen=True)
@@ -33,54 +31,15 @@ class SceneFiles:
     polygons: Path
 
 
-def read_json(path: Path, what: str, fix: str) -> dict[str, Any]:
-    """A JSON object from `path`, `what` naming it in errors."""
-    if not path.is_file():
-        raise InputError(path, f"is missing: no {what} there", fix)
-    try:
-        document = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(path, f"is not a readable {what} ({error})", fix) from None
-    if not isinstance(document, dict):
-        raise InputError(path, f"is not a {what}: it holds no JSON object", fix)
-    return document
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    """The dataset manifest `earthseg preprocess` wrote."""
-    fix = "pass the manifest.json of the dataset the model was trained on"
-    manifest = read_json(path, "dataset manifest", fix)
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise InputError(
-            path, f"has format {manifest.get('format')!r}, not {MANIFEST_FORMAT!r}", fix
-        )
-    return manifest
-
-
-def read_model_card(path: Path) -> dict[str, Any]:
-    """The model card (earthseg.json) `earthseg train` wrote into the model artifact."""
-    fix = "pass the earthseg.json of the model artifact (model.tar.gz or /opt/ml/model)"
-    card = read_json(path, "model card", fix)
-    if card.get("format") != MODEL_CARD_FORMAT:
-        raise InputError(path, f"has format {card.get('format')!r}, not {MODEL_CARD_FORMAT!r}", fix)
-    if not isinstance(card.get("threshold"), float | int):
-        raise InputError(path, "names no decision threshold", fix)
-    return card
-
-
 def find_test_scenes(
-    manifest: dict[str, Any], manifest_path: Path, images: Path, labels: Path, predictions: Path
+    manifest: DatasetManifest, manifest_path: Path, images: Path, labels: Path, predictions: Path
 ) -> list[SceneFiles]:
     """The manifest's test scenes with their files, each one present and, for the export's
     files, identical to what the dataset was built from."""
-    records = [record for record in manifest.get("inputs", []) if record["split"] == TEST_SPLIT]
-    if not records:
-        raise InputError(
-            manifest_path,
-            "names no test scenes, so there is nothing to report on",
-            "preprocess with a test share, e.g. --splits 0.7,0.15,0.15",
-        )
-    return [_scene_files(record, manifest_path, images, labels, predictions) for record in records]
+    return [
+        _scene_files(scene, manifest_path, images, labels, predictions)
+        for scene in manifest.test_scenes(manifest_path)
+    ]
 
 
 def check_training_files(
@@ -105,13 +64,13 @@ def scene_labels(image: Path, labels: Path) -> tuple[Grid, np.ndarray]:
 
 
 def _scene_files(
-    record: dict[str, Any], manifest_path: Path, images: Path, labels: Path, predictions: Path
+    scene: SceneInput, manifest_path: Path, images: Path, labels: Path, predictions: Path
 ) -> SceneFiles:
-    stem = record["scene"]
+    stem = scene.scene
     export_fix = "point to the export the dataset was built from, or preprocess this export again"
-    image = images / record["image"]["file"]
+    image = images / scene.image.file
     (label_name,) = (
-        name for name in record["labels"]["files"] if Path(name).suffix.lower() in LABEL_SUFFIXES
+        name for name in scene.labels.files if Path(name).suffix.lower() in LABEL_SUFFIXES
     )
     label_path = labels / label_name
     for path, what in ((image, "scene"), (label_path, "labels")):
@@ -120,8 +79,8 @@ def _scene_files(
                 path, f"is missing: the {what} of test scene {stem} in {manifest_path}", export_fix
             )
     for path, recorded, actual in (
-        (image, record["image"]["sha256"], file_digest(image)),
-        (label_path, record["labels"]["sha256"], files_digest(label_files(label_path))),
+        (image, scene.image.sha256, file_digest(image)),
+        (label_path, scene.labels.sha256, files_digest(label_files(label_path))),
     ):
         if actual != recorded:
             raise InputError(

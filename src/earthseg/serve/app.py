@@ -13,12 +13,13 @@ import logging
 from flask import Flask, Request, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from earthseg.contracts.serving import MAX_PAYLOAD_ENV
 from earthseg.serve.attributes import HEADER, parse_attributes
 from earthseg.serve.decoders import DECODERS, decode, media_type
 from earthseg.serve.encoders import ANSWER_FOR_REQUEST, ENCODERS, encode
 from earthseg.serve.errors import RequestError, not_acceptable, unsupported_media_type
 from earthseg.serve.predictor import Predictor
-from earthseg.serve.settings import MAX_PAYLOAD_ENV, ServerSettings
+from earthseg.serve.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,75 +1,27 @@
-"""The model artifact as serving runs it: the model card and the ONNX model behind it.
+"""The model artifact as serving runs it: the ONNX model behind the model card.
 
 Everything about the input (tile size, bands, pixel type, normalisation) and the decision
-threshold comes from the card `earthseg train` wrote, so a model trained on other scenes
-or with another threshold is served right without a code change.
+threshold comes from the card `earthseg train` wrote (earthseg.contracts.model_card), so a
+model trained on other scenes or with another threshold is served right without a code
+change.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import tarfile
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from earthseg.archives import extract
+from earthseg.contracts.model_card import ONNX_FILE, RETRAIN, read_model_card
 from earthseg.errors import InputError
 from earthseg.serve.cores import CoreSlots
-from earthseg.train.export import MODEL_CARD, MODEL_CARD_FORMAT, ONNX_FILE
-
-RETRAIN = "point --model (or /opt/ml/model) at the folder or model.tar.gz `earthseg train` wrote"
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    """What serving needs from `earthseg.json`."""
-
-    tile_size: tuple[int, int]  # rows, cols
-    bands: int
-    source_dtype: np.dtype  # the scenes' pixel type the model was trained on
-    threshold: float
-    scale: float
-    offset: float
-    normalised_in_model: bool
-    input_name: str
-    output_name: str
-    classes: tuple[str, ...]
-
-    @classmethod
-    def read(cls, model_dir: Path) -> ModelCard:
-        """The card of a model folder, or an error naming the file and the fix."""
-        path = Path(model_dir) / MODEL_CARD
-        if not path.is_file():
-            raise InputError(path, "is missing, so this is not an earthseg model", RETRAIN)
-        try:
-            card: dict[str, Any] = json.loads(path.read_text())
-            if card.get("format") != MODEL_CARD_FORMAT:
-                raise ValueError(f"format {card.get('format')!r}, expected {MODEL_CARD_FORMAT}")
-            rows, cols = (int(size) for size in card["input"]["tile_size"])
-            normalisation = card["normalisation"]
-            threshold = float(card["threshold"])
-            if not 0.0 <= threshold <= 1.0:
-                raise ValueError(f"threshold {threshold} is not a probability")
-            return cls(
-                tile_size=(rows, cols),
-                bands=int(card["input"]["bands"]),
-                source_dtype=np.dtype(card["input"]["source_dtype"]),
-                threshold=threshold,
-                scale=float(normalisation["scale"]),
-                offset=float(normalisation["offset"]),
-                normalised_in_model=bool(normalisation["in_model"]),
-                input_name=str(card["onnx"]["input"]),
-                output_name=str(card["onnx"]["output"]),
-                classes=tuple(card.get("classes", ("background", "positive"))),
-            )
-        except (ValueError, KeyError, TypeError) as error:
-            raise InputError(path, f"is not a readable model card ({error})", RETRAIN) from None
 
 
 class OnnxModel:
@@ -85,7 +37,7 @@ class OnnxModel:
     ) -> None:
         import onnxruntime
 
-        self.card = ModelCard.read(model_dir)
+        self.card = read_model_card(model_dir)
         path = Path(model_dir) / ONNX_FILE
         if not path.is_file():
             raise InputError(path, "is missing from the model artifact", RETRAIN)
@@ -111,14 +63,14 @@ class OnnxModel:
 
     def probabilities(self, tiles: np.ndarray) -> np.ndarray:
         """(N, rows, cols, bands) raw pixel values -> (N, rows, cols) float32 probabilities."""
-        card = self.card
+        normalisation, graph = self.card.normalisation, self.card.onnx
         batch = np.asarray(tiles, dtype=np.float32)
-        if not card.normalised_in_model:
-            batch = batch * np.float32(card.scale) + np.float32(card.offset)
+        if not normalisation.in_model:
+            batch = batch * np.float32(normalisation.scale) + np.float32(normalisation.offset)
         cores = self._cores.take() if self._cores else contextlib.nullcontext(0)
         with cores as threads:
             session = self._sessions[threads]
-            (output,) = session.run([card.output_name], {card.input_name: batch})
+            (output,) = session.run([graph.output], {graph.input: batch})
         return np.asarray(output, dtype=np.float32).reshape(batch.shape[:3])
 
 
@@ -155,6 +107,4 @@ def model_folder(path: Path) -> Iterator[Path]:
     if not path.is_file() or not tarfile.is_tarfile(path):
         raise InputError(path, "is neither a model folder nor a model.tar.gz", RETRAIN)
     with tempfile.TemporaryDirectory(prefix="earthseg-model-") as folder:
-        with tarfile.open(path) as archive:
-            archive.extractall(folder, filter="data")
-        yield Path(folder)
+        yield extract(path, Path(folder) / "model")

@@ -1,5 +1,5 @@
 """Whole-scene prediction against a running model server, however large the scene: a
-server reached over HTTP here, or a SageMaker endpoint (earthseg.launch.runtime).
+server reached over HTTP here, or a SageMaker endpoint (earthseg.aws.invoke).
 
 A scene whose request or answer would exceed the server's payload limit is cut into
 overlapping chunks that each fit; every chunk goes as a NumPy array and comes back as
@@ -17,14 +17,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+from earthseg.contracts.serving import DEFAULT_MAX_PAYLOAD_MB, MB
 from earthseg.errors import InputError
 from earthseg.serve.attributes import HEADER, parse_attributes
 from earthseg.serve.decoders import NPY
 from earthseg.serve.predictor import Prediction, blended_probabilities, read_scene
-from earthseg.serve.settings import DEFAULT_MAX_PAYLOAD_MB, MB
 
 CHUNK_OVERLAP = 128  # pixels shared by neighbouring chunks, blended
 PAYLOAD_MARGIN = 0.95  # of the limit, for the .npy header and rounding
@@ -32,11 +33,19 @@ REQUEST_TIMEOUT_S = 120.0
 PROBABILITY_ATTRIBUTE = "output=probability"
 
 
+class Transport(Protocol):
+    """How a request reaches a model server: POST a .npy body asking for probabilities;
+    return the answer and its custom attributes."""
+
+    def send(self, body: bytes) -> tuple[bytes, str | None]: ...
+
+
 class InvocationsClient:
     """Sends image arrays to a model server's /invocations, one request per image, and
-    returns its probabilities; subclasses say how a request travels (`_send`)."""
+    returns its probabilities, through `transport`."""
 
-    def __init__(self) -> None:
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
         self.threshold: float | None = None  # the server's, from its last answer
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
@@ -46,24 +55,19 @@ class InvocationsClient:
     def _one(self, image: np.ndarray) -> np.ndarray:
         body = io.BytesIO()
         np.save(body, np.ascontiguousarray(image))
-        answer, attributes = self._send(body.getvalue())
+        answer, attributes = self.transport.send(body.getvalue())
         self.threshold = parse_attributes(attributes).threshold
         return np.asarray(np.load(io.BytesIO(answer), allow_pickle=False), dtype=np.float32)
 
-    def _send(self, body: bytes) -> tuple[bytes, str | None]:
-        """POST a .npy body asking for probabilities; the answer and its custom attributes."""
-        raise NotImplementedError
 
-
-class ModelServerClient(InvocationsClient):
+class HttpTransport:
     """A model server reached over plain HTTP(S), e.g. a local container."""
 
     def __init__(self, url: str, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
-        super().__init__()
         self.url = invocations_url(url)
         self.timeout_s = timeout_s
 
-    def _send(self, body: bytes) -> tuple[bytes, str | None]:
+    def send(self, body: bytes) -> tuple[bytes, str | None]:
         request = urllib.request.Request(
             self.url,
             data=body,
@@ -94,17 +98,18 @@ def predict_remote(
     max_payload_mb: float = DEFAULT_MAX_PAYLOAD_MB,
 ) -> Prediction:
     """Predict a scene GeoTIFF through the server at `url`, in chunks under the limit."""
-    return predict_chunked(ModelServerClient(url), scene, threshold, max_payload_mb)
+    return predict_chunked(HttpTransport(url), scene, threshold, max_payload_mb)
 
 
 def predict_chunked(
-    client: InvocationsClient,
+    transport: Transport,
     scene: Path,
     threshold: float | None = None,
     max_payload_mb: float = DEFAULT_MAX_PAYLOAD_MB,
     overlap: int = CHUNK_OVERLAP,
 ) -> Prediction:
-    """Predict a scene GeoTIFF through `client`, in blended chunks under the payload limit."""
+    """Predict a scene GeoTIFF through `transport`, in blended chunks under the payload limit."""
+    client = InvocationsClient(transport)
     payload = read_scene(scene)
     _, height, width, bands = payload.images.shape
     chunk = chunk_side(bands * payload.images.dtype.itemsize, max_payload_mb)

@@ -20,7 +20,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 from sagemaker_inference import content_types
 
-from earthseg.serve.artifact import ModelCard
+from earthseg.contracts.model_card import ModelCard
 from earthseg.serve.errors import bad_request, too_large, unsupported_media_type
 from earthseg.serve.geo import Grid, Raster, read_raster
 
@@ -161,11 +161,11 @@ def _decode_picture(body: bytes, card: ModelCard, kind: str) -> Payload:
     transparent pixels are no data."""
     from PIL import Image
 
-    mode = {1: "L", 3: "RGB"}.get(card.bands)
+    mode = {1: "L", 3: "RGB"}.get(card.input.bands)
     if mode is None:
         raise bad_request(
-            f"the model takes {card.bands} bands and a {kind} holds 1 or 3",
-            f"send the {card.bands} bands as {TIFF} or {NPY}",
+            f"the model takes {card.input.bands} bands and a {kind} holds 1 or 3",
+            f"send the {card.input.bands} bands as {TIFF} or {NPY}",
         )
     try:
         picture = Image.open(io.BytesIO(body))
@@ -181,7 +181,7 @@ def _decode_picture(body: bytes, card: ModelCard, kind: str) -> Payload:
         except Exception as error:  # truncated or corrupt pixel data
             raise _unreadable(kind, error) from None
     valid = None if alpha is None or alpha.all() else alpha[np.newaxis] > 0
-    images = pixels.reshape(1, pixels.shape[0], pixels.shape[1], card.bands)
+    images = pixels.reshape(1, pixels.shape[0], pixels.shape[1], card.input.bands)
     return Payload(images, valid, None, True, kind)
 
 
@@ -207,7 +207,7 @@ def _unwrap(instance: object, card: ModelCard) -> object:
         if len(instance) != 1:
             raise bad_request(
                 f"a {JSON} instance has keys {sorted(instance)[:5]}",
-                f"send the image alone or as {{{card.input_name!r}: image}}",
+                f"send the image alone or as {{{card.onnx.input!r}: image}}",
             )
         return next(iter(instance.values()))
     return instance
@@ -218,7 +218,7 @@ def _array_payload(
 ) -> Payload:
     """One image or a batch as (N, rows, cols, bands); a one-band model also takes 2-D."""
     single = not batch_axis and array.ndim in (2, 3)
-    if card.bands == 1 and array.ndim == (3 if batch_axis else 2):
+    if card.input.bands == 1 and array.ndim == (3 if batch_axis else 2):
         array = array[..., np.newaxis]
     if single:
         array = array[np.newaxis]
@@ -234,10 +234,10 @@ def _array_payload(
 
 
 def _check_bands(bands: int, card: ModelCard, kind: str) -> None:
-    if bands != card.bands:
+    if bands != card.input.bands:
         raise bad_request(
-            f"the {kind} image has {bands} bands and the model takes {card.bands}",
-            f"send the {card.bands} bands the model was trained on, in the same order",
+            f"the {kind} image has {bands} bands and the model takes {card.input.bands}",
+            f"send the {card.input.bands} bands the model was trained on, in the same order",
         )
 
 
@@ -256,9 +256,9 @@ def check_pixels(images: np.ndarray, card: ModelCard, kind: str) -> None:
     """The model's bands, as integers of its own type or floats holding raw pixel values."""
     _check_bands(images.shape[-1], card, kind)
     dtype = images.dtype
-    if dtype in (card.source_dtype, np.float32, np.float64):
+    if dtype in (card.input.source_dtype, np.float32, np.float64):
         return
     raise bad_request(
-        f"the {kind} pixels are {dtype} and the model was trained on {card.source_dtype}",
-        f"send {card.source_dtype} or float32 raw pixel values (not rescaled)",
+        f"the {kind} pixels are {dtype} and the model was trained on {card.input.source_dtype}",
+        f"send {card.input.source_dtype} or float32 raw pixel values (not rescaled)",
     )

@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 from rasterio.crs import CRS
 
+from earthseg.contracts.model_card import ModelCard
+from earthseg.contracts.serving import TIMEOUT_ENV
 from earthseg.errors import InputError
-from earthseg.serve.artifact import ModelCard, OnnxModel
+from earthseg.serve.artifact import OnnxModel
 from earthseg.serve.decoders import Payload, check_pixels, raster_payload
 from earthseg.serve.errors import timed_out
 from earthseg.serve.geo import MASK_NODATA, Grid, read_raster
@@ -41,7 +43,7 @@ class Predictor:
 
     def __init__(self, model: OnnxModel, overlap: int | None = None) -> None:
         self.model = model
-        self.overlap = default_overlap(model.card.tile_size) if overlap is None else overlap
+        self.overlap = default_overlap(model.card.input.tile_size) if overlap is None else overlap
 
     @property
     def card(self) -> ModelCard:
@@ -53,13 +55,13 @@ class Predictor:
         """Probabilities for every pixel of a decoded payload's images; `threshold` overrides
         the card's; after `timeout_s` seconds the work is abandoned with a 504 RequestError."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        run, tile = self.model.probabilities, self.card.tile_size
+        run, tile = self.model.probabilities, self.card.input.tile_size
         try:
             probabilities = blended_probabilities(payload, run, tile, self.overlap, deadline)
         except DeadlineExceeded as stopped:
             raise timed_out(
                 f"the prediction took longer than the server's {timeout_s:g} s timeout ({stopped})",
-                "send smaller images, or raise SAGEMAKER_MODEL_SERVER_TIMEOUT",
+                f"send smaller images, or raise {TIMEOUT_ENV}",
             ) from None
         return Prediction(
             probabilities,

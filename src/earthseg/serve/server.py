@@ -24,10 +24,12 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.errors import AppImportError, HaltServer
 
+from earthseg.contracts.model_card import read_model_card
+from earthseg.contracts.serving import DEFAULT_ACCEPT_ENV
 from earthseg.errors import InputError
-from earthseg.serve.artifact import ModelCard, OnnxModel
+from earthseg.serve.artifact import OnnxModel
 from earthseg.serve.cores import CoreSlots
-from earthseg.serve.settings import DEFAULT_ACCEPT_ENV, ServerSettings, available_cores
+from earthseg.serve.settings import ServerSettings, available_cores
 
 log = logging.getLogger("earthseg.serve")
 
@@ -93,7 +95,7 @@ class ModelServer(BaseApplication):  # type: ignore[misc]
         if settings.gpus == 0:
             self._cores = CoreSlots(Path(tempfile.mkdtemp(prefix="earthseg-cores-")), cores)
             self._cores.create()
-        card = ModelCard.read(settings.model_dir)
+        card = read_model_card(settings.model_dir)
         log.info(
             "earthseg serve: %d workers on port %d (%s), timeout %d s, payload up to %g MB; "
             "model %s: %dx%d tiles of %d %s bands, threshold %.3f",
@@ -103,9 +105,9 @@ class ModelServer(BaseApplication):  # type: ignore[misc]
             settings.timeout_s,
             settings.max_payload_mb,
             settings.model_dir,
-            *card.tile_size,
-            card.bands,
-            card.source_dtype,
+            *card.input.tile_size,
+            card.input.bands,
+            card.input.source_dtype,
             card.threshold,
         )
         try:

@@ -15,18 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sagemaker_inference import environment as toolkit_environment
-from sagemaker_inference import parameters
 
+from earthseg.contracts.opt_ml import MODEL, base_dir
+from earthseg.contracts.serving import (
+    DEFAULT_ACCEPT_ENV,
+    DEFAULT_MAX_PAYLOAD_MB,
+    MAX_PAYLOAD_ENV,
+    MB,
+    PORT_ENV,
+    TIMEOUT_ENV,
+    WORKERS_ENV,
+)
 from earthseg.errors import InputError
-from earthseg.opt_ml import base_dir
-
-PORT_ENV = parameters.BIND_TO_PORT_ENV
-WORKERS_ENV = parameters.MODEL_SERVER_WORKERS_ENV
-TIMEOUT_ENV = parameters.MODEL_SERVER_TIMEOUT_ENV
-MAX_PAYLOAD_ENV = parameters.MAX_REQUEST_SIZE
-DEFAULT_ACCEPT_ENV = parameters.DEFAULT_INVOCATIONS_ACCEPT_ENV
-DEFAULT_MAX_PAYLOAD_MB = 6.0  # SageMaker real-time endpoints refuse larger bodies anyway
-MB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class ServerSettings:
         gpus = count_gpus()
         workers_default = gpus or available_cores()
         return cls(
-            model_dir=model_dir or base_dir() / "model",
+            model_dir=model_dir or base_dir() / MODEL,
             port=_integer(PORT_ENV, toolkit.inference_http_port, 1, 65535),
             workers=_integer(WORKERS_ENV, toolkit.model_server_workers or workers_default, 1, 512),
             timeout_s=_positive(TIMEOUT_ENV, toolkit.model_server_timeout),

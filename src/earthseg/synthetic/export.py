@@ -14,13 +14,14 @@ import rasterio
 
 from earthseg.atomic import atomic_dir
 from earthseg.errors import InputError
-from earthseg.synthetic.naming import EVENT, ID_COUNT, LABEL_CLASS, scene_ids
+from earthseg.synthetic.naming import EVENT, LABEL_CLASS, scene_ids
+from earthseg.synthetic.options import SampleOptions
 from earthseg.synthetic.placement import CRS
 from earthseg.synthetic.scene import Scene, make_scene
+from earthseg.validation import validate
 
 IMAGES = "images"
 LABELS = "labels"
-MIN_SIZE = 64
 BLOCK = 256
 
 
@@ -31,12 +32,8 @@ def write_sample_export(out: Path, scenes: int = 8, size: int = 1024, seed: int 
     `out` appears only once every scene is written; it must not exist or be empty.
     """
     out = Path(out)
-    if not 1 <= scenes <= ID_COUNT:
-        raise InputError("--scenes", f"must be 1 to {ID_COUNT}, got {scenes}", "pass --scenes 8")
-    if size < MIN_SIZE:
-        raise InputError("--size", f"must be at least {MIN_SIZE}, got {size}", "pass --size 1024")
-    if seed < 0:
-        raise InputError("--seed", f"must be zero or positive, got {seed}", "pass --seed 0")
+    options = {"scenes": scenes, "size": size, "seed": seed}
+    validate(SampleOptions, options, key=lambda location: f"--{location[0]}")  # as `sample` says
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a folder", "choose a new --out or remove it")
     if out.is_dir() and any(out.iterdir()):

@@ -24,14 +24,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from earthseg.contracts.channels import REPREPROCESS, SHARDS_INDEX, read_channel_index
 from earthseg.errors import InputError
-from earthseg.preprocess.shards import MASK_ENCODING, SHARDS_FORMAT, SHARDS_INDEX, read_index
 
 BRIGHTNESS = 0.1  # pixel values scaled by a factor in [0.9, 1.1] ...
 CONTRAST = 0.2  # ... and their deviations from the tile's band means by one in [0.8, 1.2]
 CYCLE = 8  # shards read at once in training: a batch mixes tiles of up to this many
 SHARD_STREAM, TILE_STREAM, AUGMENT_STREAM = 0, 1, 2  # independent random streams of a seed
-REPREPROCESS = "re-run `earthseg preprocess` to rewrite the channel"
 
 
 @dataclass(frozen=True)
@@ -214,40 +213,13 @@ def _augment(images: tf.Tensor, packed: tf.Tensor, key: tf.Tensor) -> tuple[tf.T
 
 def _open(folder: Path) -> _Channel:
     """Check a channel folder against its index and memory-map its shards."""
-    if not folder.is_dir():
-        raise InputError(
-            folder,
-            "the channel folder does not exist",
-            "point the channel at a train/, validation/ or test/ folder that "
-            "`earthseg preprocess` wrote",
-        )
+    index = read_channel_index(folder)
+    info = ChannelInfo(
+        folder, index.tiles, index.tile_shape, np.dtype(index.dtype), index.positive_fraction
+    )
+    shards = [(shard.images, shard.masks, shard.tiles) for shard in index.shards]
+    rows, cols, bands = index.tile_shape
     index_path = folder / SHARDS_INDEX
-    if not index_path.is_file():
-        raise InputError(
-            index_path,
-            "is missing, so the folder is not a channel from `earthseg preprocess`",
-            "point the channel at a train/, validation/ or test/ folder that "
-            "`earthseg preprocess` wrote",
-        )
-    try:
-        index = read_index(folder)
-        if index["format"] != SHARDS_FORMAT or index["mask_encoding"] != MASK_ENCODING:
-            raise ValueError(f"format {index['format']}, mask encoding {index['mask_encoding']}")
-        rows, cols, bands = (int(size) for size in index["tile_shape"])
-        info = ChannelInfo(
-            folder,
-            int(index["tiles"]),
-            (rows, cols, bands),
-            np.dtype(index["dtype"]),
-            float(index["positive_fraction"]),
-        )
-        shards = [
-            (shard["images"], shard["masks"], int(shard["tiles"])) for shard in index["shards"]
-        ]
-    except (ValueError, KeyError, TypeError) as error:
-        raise InputError(
-            index_path, f"is not an {SHARDS_FORMAT} index ({error})", REPREPROCESS
-        ) from None
     if info.tiles == 0 or not shards:
         raise InputError(
             folder,

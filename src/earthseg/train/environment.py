@@ -14,12 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from earthseg.contracts.channels import REQUIRED, channel_folders
+from earthseg.contracts.opt_ml import (
+    BASE_DIR_ENV,
+    CHECKPOINTS,
+    FAILURE,
+    MODEL,
+    OUTPUT_DATA,
+    base_dir,
+)
 from earthseg.errors import InputError
-from earthseg.opt_ml import BASE_DIR_ENV, base_dir
 from earthseg.train.hyperparameters import Hyperparameters
-
-REQUIRED_CHANNELS = ("train", "validation")
-OPTIONAL_CHANNELS = ("test",)
 
 
 @dataclass(frozen=True)
@@ -34,20 +39,20 @@ class TrainingEnvironment:
 
     @property
     def model_dir(self) -> Path:
-        return self.base_dir / "model"
+        return self.base_dir / MODEL
 
     @property
     def output_data_dir(self) -> Path:
-        return self.base_dir / "output" / "data"
+        return self.base_dir / OUTPUT_DATA
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.base_dir / "checkpoints"
+        return self.base_dir / CHECKPOINTS
 
 
 def failure_file() -> Path:
     """Where SageMaker looks for the reason a job failed (first 1024 characters shown)."""
-    return base_dir() / "output" / "failure"
+    return base_dir() / FAILURE
 
 
 def read_environment() -> TrainingEnvironment:
@@ -88,12 +93,8 @@ def _read_config(read: Any, path: str, default: dict[str, Any]) -> dict[str, Any
 
 def _channels(data_dir: Path) -> dict[str, Path]:
     """Channel folders by name; train and validation must be there."""
-    channels = {
-        name: data_dir / name
-        for name in (*REQUIRED_CHANNELS, *OPTIONAL_CHANNELS)
-        if (data_dir / name).is_dir()
-    }
-    missing = [name for name in REQUIRED_CHANNELS if name not in channels]
+    channels = channel_folders(data_dir)
+    missing = [name for name in REQUIRED if name not in channels]
     if missing:
         raise InputError(
             data_dir,

@@ -1,15 +1,10 @@
-"""The model artifact: what /opt/ml/model (model.tar.gz) holds for the serving side.
-
-- `1/`: a TensorFlow SavedModel with a `serving_default` signature (the layout AWS's
-  TensorFlow Serving containers load),
-- `model.onnx`: what our serve image runs, checked against Keras on sample tiles,
-- `earthseg.json`: the model card, from which serving takes input size, normalisation
-  and threshold rather than from constants in code.
+"""Exporting the trained model as the artifact /opt/ml/model holds for serving
+(earthseg.contracts.model_card): the SavedModel, the ONNX model checked against Keras on
+sample tiles, and the model card.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,11 +13,16 @@ import numpy as np
 
 from earthseg import __version__
 from earthseg.atomic import atomic_dir
+from earthseg.contracts.model_card import (
+    MODEL_CARD,
+    MODEL_CARD_FORMAT,
+    ONNX_FILE,
+    SAVED_MODEL_DIR,
+    ModelCard,
+    OnnxGraph,
+    write_model_card,
+)
 
-SAVED_MODEL_DIR = "1"
-ONNX_FILE = "model.onnx"
-MODEL_CARD = "earthseg.json"
-MODEL_CARD_FORMAT = "earthseg.model/1"
 INPUT_NAME = "image"
 ONNX_TOLERANCE = 1e-4
 
@@ -32,7 +32,8 @@ class ExportError(Exception):
 
 
 def export_model(model: Any, model_dir: Path, card: dict[str, Any], samples: np.ndarray) -> None:
-    """Write SavedModel, ONNX and model card into `model_dir`, all or nothing.
+    """Write SavedModel, ONNX and model card (`card`: `model_card`'s fields, completed
+    by the ONNX check) into `model_dir`, all or nothing.
 
     What `model_dir` held before (a finished run of a restarted job) is replaced.
     """
@@ -45,12 +46,11 @@ def export_model(model: Any, model_dir: Path, card: dict[str, Any], samples: np.
         model.export(
             str(partial / ONNX_FILE), format="onnx", input_signature=signature, verbose=False
         )
-        onnx_io = check_onnx(partial / ONNX_FILE, model, samples)
-        full_card = {**card, "onnx": onnx_io}
-        (partial / MODEL_CARD).write_text(json.dumps(full_card, indent=2) + "\n")
+        graph = check_onnx(partial / ONNX_FILE, model, samples)
+        write_model_card(partial, ModelCard.model_validate({**card, "onnx": graph}))
 
 
-def check_onnx(path: Path, model: Any, samples: np.ndarray) -> dict[str, Any]:
+def check_onnx(path: Path, model: Any, samples: np.ndarray) -> OnnxGraph:
     """Run the ONNX file on `samples` beside Keras; return its input/output names."""
     import onnxruntime
 
@@ -63,12 +63,12 @@ def check_onnx(path: Path, model: Any, samples: np.ndarray) -> dict[str, Any]:
     difference = float(np.max(np.abs(onnx_out - keras_out)))
     if difference > ONNX_TOLERANCE:
         raise ExportError(f"{path.name} differs from the Keras model by {difference:.2e}")
-    return {
-        "input": model_input.name,
-        "output": model_output.name,
-        "max_abs_difference_to_keras": difference,
-        "checked_tiles": len(batch),
-    }
+    return OnnxGraph(
+        input=model_input.name,
+        output=model_output.name,
+        max_abs_difference_to_keras=difference,
+        checked_tiles=len(batch),
+    )
 
 
 def model_card(
@@ -85,8 +85,9 @@ def model_card(
     hosts: Sequence[str] = ("algo-1",),
     replicas: int = 1,
 ) -> dict[str, Any]:
-    """What a consumer of the model needs to use it right and to know what it saw, and
-    where it was trained: the SageMaker hosts (instances) and the replicas over them."""
+    """The model card's fields before export: what a consumer of the model needs to use
+    it right and to know what it saw, and where it was trained: the SageMaker hosts
+    (instances) and the replicas over them."""
     rows, cols, bands = tile_shape
     return {
         "format": MODEL_CARD_FORMAT,

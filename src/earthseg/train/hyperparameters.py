@@ -1,4 +1,4 @@
-"""Training hyperparameters: defaults, parsing what SageMaker hands over, validation.
+"""Training hyperparameters: defaults, ranges, and what SageMaker hands over.
 
 SageMaker passes hyperparameters in `config/hyperparameters.json`. SDK v3 writes every
 value as a string ("3", "0.001", "true"); SDK v2 JSON-encodes them and the
@@ -9,44 +9,32 @@ hyperparameter, the allowed range and the fix.
 
 from __future__ import annotations
 
-import difflib
+import json
 from collections.abc import Mapping
-from dataclasses import Field, asdict, dataclass, field, fields
-from typing import Any
 
-from earthseg.errors import InputError
+from pydantic import Field
+
+from earthseg.validation import Integer, Number, Options, validate
 
 # SageMaker and its SDKs add hyperparameters of their own: `sagemaker_program`,
 # `sagemaker_region`, ... (SDK v2 frameworks) and `_tuning_objective_metric` (tuning jobs).
 RESERVED_PREFIXES = ("sagemaker_", "_")
-BOOLEANS = {"true": True, "false": False}  # JSON's spelling; Python's "True" works too
 
 
-def _limits(
-    minimum: float, maximum: float | None = None, *, exclusive_minimum: bool = False
-) -> dict[str, Any]:
-    return {"minimum": minimum, "maximum": maximum, "exclusive_minimum": exclusive_minimum}
-
-
-@dataclass(frozen=True)
-class Hyperparameters:
+class Hyperparameters(Options):
     """What a training run can be told; the defaults train the demo's U-Net."""
 
-    epochs: int = field(default=40, metadata=_limits(1))
-    batch_size: int = field(default=16, metadata=_limits(1))
-    learning_rate: float = field(default=1e-3, metadata=_limits(0, 1, exclusive_minimum=True))
-    filters: int = field(default=24, metadata=_limits(1))
-    depth: int = field(default=4, metadata=_limits(1, 6))
-    patience: int = field(default=6, metadata=_limits(0))  # epochs without val_loss progress
-    seed: int = field(default=0, metadata=_limits(0, 2**31 - 1))
-    augment: bool = True
-    steps_per_epoch: int = field(default=0, metadata=_limits(0))  # 0: one pass over train
-
-    def __post_init__(self) -> None:
-        for spec in fields(self):
-            value = getattr(self, spec.name)
-            if not _in_range(spec, value):
-                raise _error(spec, value, "is out of range")
+    epochs: Integer = Field(40, ge=1, description="upper bound; early stopping usually ends sooner")
+    batch_size: Integer = Field(16, ge=1, description="global, per step (split across GPUs)")
+    learning_rate: Number = Field(1e-3, gt=0, le=1, description="Adam")
+    filters: Integer = Field(24, ge=1, description="filters of the U-Net's first level")
+    depth: Integer = Field(4, ge=1, le=6, description="levels of the U-Net")
+    patience: Integer = Field(
+        6, ge=0, description="epochs without a better validation loss before stopping"
+    )
+    seed: Integer = Field(0, ge=0, le=2**31 - 1, description="weights, shuffling, augmentation")
+    augment: bool = Field(True, description="flips, 90° turns, brightness and contrast")
+    steps_per_epoch: Integer = Field(0, ge=0, description="0: one pass over the train channel")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> Hyperparameters:
@@ -55,79 +43,14 @@ class Hyperparameters:
         Names SageMaker reserves for itself are ignored; any other unknown name is an error,
         so that a typo (`learning_rte`) never silently trains with the default.
         """
-        specs = {spec.name: spec for spec in fields(cls)}
-        parsed: dict[str, Any] = {}
-        for name, raw in values.items():
-            if name.startswith(RESERVED_PREFIXES):
-                continue
-            if name not in specs:
-                close = difflib.get_close_matches(name, list(specs), n=1)
-                hint = f" (did you mean {close[0]}?)" if close else ""
-                raise InputError(
-                    f"hyperparameter {name}",
-                    "is not a hyperparameter of earthseg training",
-                    f"remove it or use one of: {', '.join(specs)}{hint}",
-                )
-            parsed[name] = _coerce(specs[name], raw)
-        return cls(**parsed)
+        ours = {
+            name: value for name, value in values.items() if not name.startswith(RESERVED_PREFIXES)
+        }
+        return validate(cls, ours, key=lambda location: f"hyperparameter {location[0]}")
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain values by name, for the model card and logs."""
-        return asdict(self)
-
-
-def _coerce(spec: Field[Any], raw: object) -> bool | int | float:
-    """`raw` as the field's type (that of its default), whether a string or a JSON value."""
-    kind = type(spec.default)
-    value = _from_text(raw.strip(), kind) if isinstance(raw, str) else raw
-    if kind is bool and isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if kind is float:
-            return float(value)
-        if kind is int and float(value).is_integer():
-            return int(value)
-    raise _error(spec, raw, "is not valid")
-
-
-def _from_text(text: str, kind: type) -> object:
-    """A string as the JSON value it stands for; unparseable text comes back unchanged."""
-    if kind is bool:
-        return BOOLEANS.get(text.lower(), text)
-    for number in (int, float):
-        try:
-            return number(text)
-        except ValueError:
-            continue
-    return text
-
-
-def _in_range(spec: Field[Any], value: Any) -> bool:
-    if not spec.metadata:
-        return True
-    minimum, maximum = spec.metadata["minimum"], spec.metadata["maximum"]
-    above = value > minimum if spec.metadata["exclusive_minimum"] else value >= minimum
-    return bool(above and (maximum is None or value <= maximum))
-
-
-def _allowed(spec: Field[Any]) -> str:
-    """The allowed values in words, e.g. "an integer from 1 to 6"."""
-    if not spec.metadata:
-        return "true or false"
-    noun = "an integer" if isinstance(spec.default, int) else "a number"
-    minimum, maximum = spec.metadata["minimum"], spec.metadata["maximum"]
-    if spec.metadata["exclusive_minimum"]:
-        upper = f" and at most {maximum}" if maximum is not None else ""
-        return f"{noun} above {minimum}{upper}"
-    if maximum is None:
-        return f"{noun} of at least {minimum}"
-    return f"{noun} from {minimum} to {maximum}"
-
-
-def _error(spec: Field[Any], value: object, problem: str) -> InputError:
-    allowed = _allowed(spec)
-    return InputError(
-        f"hyperparameter {spec.name}",
-        f"{value!r} {problem}: it must be {allowed}",
-        f"set {spec.name} to {allowed} (default {spec.default!r})",
-    )
+    def as_strings(self) -> dict[str, str]:
+        """The hyperparameters given (not defaulted) as SageMaker passes them to a job:
+        JSON-encoded strings ("3", "0.001", "true"), which `from_mapping` reads back."""
+        return {
+            name: json.dumps(value) for name, value in self.model_dump(exclude_unset=True).items()
+        }

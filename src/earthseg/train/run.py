@@ -15,12 +15,12 @@ import os
 import shutil
 import sys
 import traceback
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from earthseg.contracts.channels import ChannelIndex
 from earthseg.errors import InputError
 from earthseg.train.distribution import TF_CONFIG_ENV, Cluster, ClusterFailure
 from earthseg.train.environment import TrainingEnvironment, failure_file, read_environment
@@ -82,7 +82,7 @@ def train(environment: TrainingEnvironment) -> str:
 
     import keras
 
-    from earthseg.preprocess.shards import read_index
+    from earthseg.contracts.channels import read_channel_index
     from earthseg.train.callbacks import MetricsLogger, StopOnSigterm
     from earthseg.train.data import channel_dataset, channel_tiles
     from earthseg.train.losses import bce_dice_loss
@@ -105,9 +105,9 @@ def train(environment: TrainingEnvironment) -> str:
             f"set batch_size to at least {replicas}",
         )
     channels = environment.channels
-    index = read_index(channels["train"])
-    rows, _, bands = index["tile_shape"]
-    scale = _scale(np.dtype(index["dtype"]))
+    index = read_channel_index(channels["train"])
+    rows, _, bands = index.tile_shape
+    scale = _scale(np.dtype(index.dtype))
     keras.utils.set_random_seed(hp.seed)
 
     train_tiles = channel_tiles(channels["train"])
@@ -211,13 +211,13 @@ def train(environment: TrainingEnvironment) -> str:
 def _evaluate_and_export(
     environment: TrainingEnvironment,
     model: Any,
-    index: dict[str, Any],
+    index: ChannelIndex,
     cluster: Cluster,
     replicas: int,
 ) -> str:
     """Choose the threshold on validation, score test, write the model artifact and the
     report; return the summary. `model` must predict without the other workers."""
-    from earthseg.preprocess.shards import read_index
+    from earthseg.contracts.channels import TEST, read_channel_index
     from earthseg.train.data import channel_arrays
     from earthseg.train.export import export_model, model_card
     from earthseg.train.metrics import choose_threshold, scores
@@ -230,24 +230,24 @@ def _evaluate_and_export(
     threshold, validation_scores = choose_threshold(val_masks, val_probabilities)
     metrics: dict[str, dict[str, float]] = {"validation": validation_scores}
     shown = (val_images, val_masks, val_probabilities)
-    if "test" in channels and read_index(channels["test"])["tiles"]:
-        test_images, test_masks = channel_arrays(channels["test"])
+    if TEST in channels and read_channel_index(channels[TEST]).tiles:
+        test_images, test_masks = channel_arrays(channels[TEST])
         test_probabilities = model.predict(test_images, batch_size=hp.batch_size, verbose=0)
         metrics["test"] = scores(test_masks, test_probabilities, threshold)
         shown = (test_images, test_masks, test_probabilities)
 
     epochs = _epochs_run(environment.checkpoint_dir / HISTORY)
-    dtype = np.dtype(index["dtype"])
+    dtype = np.dtype(index.dtype)
     card = model_card(
-        tile_shape=list(index["tile_shape"]),
+        tile_shape=list(index.tile_shape),
         dtype=dtype.name,
         scale=_scale(dtype),
         threshold=threshold,
         metrics=metrics,
-        hyperparameters=asdict(hp),
+        hyperparameters=hp.model_dump(),
         parameters=model.count_params(),
         epochs=epochs,
-        manifest_sha256=index.get("manifest_sha256"),
+        manifest_sha256=index.manifest_sha256,
         hosts=list(cluster.hosts),
         replicas=replicas,
     )

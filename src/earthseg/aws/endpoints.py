@@ -1,0 +1,172 @@
+"""SageMaker endpoints serving the earthseg inference image: a model, an endpoint config
+and an endpoint created together under one name, and deleted together.
+
+The calls are boto3's, not sagemaker-core's `Model` / `EndpointConfig` / `Endpoint`
+resources: sagemaker-core 2.27 (SDK v3) sends a serverless variant's memory as
+`MemorySizeInMb`, which botocore rejects before any request (aws/sagemaker-core#225),
+and its `Model.create` re-reads the model and refuses an answer with an empty
+`VpcConfig` (as moto gives).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from earthseg.aws import jobs, s3
+from earthseg.aws.names import DEFAULT_NAME, ENDPOINT, check_name
+from earthseg.aws.resources import EndpointOptions
+from earthseg.aws.role import execution_role
+from earthseg.aws.session import account_id, call
+from earthseg.errors import InputError
+
+SETTLED = ("InService", "Failed", "OutOfService")
+DELETES = {
+    "endpoint": ("delete_endpoint", "EndpointName"),
+    "endpoint config": ("delete_endpoint_config", "EndpointConfigName"),
+    "model": ("delete_model", "ModelName"),
+}
+
+
+def deploy(
+    session: boto3.Session,
+    image: str,
+    model_uri: str,
+    role: str | None,
+    name: str = DEFAULT_NAME,
+    options: EndpointOptions | None = None,
+    environment: Mapping[str, str] | None = None,
+    say: Callable[[str], None] = print,
+) -> str:
+    """Serve `model_uri` (a model.tar.gz in S3) from `image`, running as `role` (None:
+    $SAGEMAKER_ROLE), and follow the endpoint to InService; return its name.
+
+    Model, endpoint config and endpoint share one name, `<name>-<timestamp>`. A failed
+    endpoint raises an InputError carrying SageMaker's FailureReason.
+    """
+    from sagemaker.core.common_utils import name_from_base
+
+    options = options or EndpointOptions()
+    check_name(name, (ENDPOINT,), "--name")
+    s3.parse_s3_uri(model_uri, "--model")
+    if not model_uri.endswith(".tar.gz"):
+        raise InputError(
+            "--model", f"{model_uri} is not a model.tar.gz", "give the URI earthseg train printed"
+        )
+    role = execution_role(role)
+    account_id(session)  # missing or refused credentials fail here, readably
+    endpoint = name_from_base(name)
+    container: dict[str, Any] = {"Image": image, "ModelDataUrl": model_uri}
+    if environment:
+        container["Environment"] = dict(environment)
+    client = session.client("sagemaker")
+    steps: list[tuple[str, str, dict[str, Any]]] = [
+        (
+            "model",
+            "create_model",
+            {"ModelName": endpoint, "PrimaryContainer": container, "ExecutionRoleArn": role},
+        ),
+        (
+            "endpoint config",
+            "create_endpoint_config",
+            {"EndpointConfigName": endpoint, "ProductionVariants": [options.variant(endpoint)]},
+        ),
+        (
+            "endpoint",
+            "create_endpoint",
+            {"EndpointName": endpoint, "EndpointConfigName": endpoint},
+        ),
+    ]
+    for done, (kind, operation, request) in enumerate(steps):
+        try:
+            call(client, operation, **request)
+        except ClientError as error:
+            _remove_partial(client, endpoint, [kind for kind, _, _ in steps[:done]])
+            raise jobs.refused(error, f"{kind} {endpoint}") from None
+    say(f"endpoint {endpoint} ({options.describe()}) with {image}")
+    _follow_endpoint(client, endpoint, say)
+    return endpoint
+
+
+def delete_endpoint(session: boto3.Session, name: str, say: Callable[[str], None] = print) -> None:
+    """Delete endpoint `name`, its endpoint config and the model(s) the config serves.
+
+    A config or model already gone is reported and skipped; an endpoint that does not
+    exist is an InputError.
+    """
+    client = session.client("sagemaker")
+    try:
+        endpoint = call(client, "describe_endpoint", EndpointName=name)
+    except ClientError as error:
+        if _missing(error):
+            raise InputError(
+                "--endpoint",
+                f"there is no endpoint {name} in {session.region_name}",
+                "check the name and region (aws sagemaker list-endpoints)",
+            ) from None
+        raise jobs.refused(error, f"endpoint {name}") from None
+    config_name = endpoint["EndpointConfigName"]
+    models: list[str] = []
+    try:
+        config = call(client, "describe_endpoint_config", EndpointConfigName=config_name)
+        variants = [*config["ProductionVariants"], *config.get("ShadowProductionVariants", [])]
+        models = list(dict.fromkeys(variant["ModelName"] for variant in variants))
+    except ClientError as error:
+        if not _missing(error):
+            raise jobs.refused(error, f"endpoint config {config_name}") from None
+    _delete(client, "endpoint", name, say)
+    _delete(client, "endpoint config", config_name, say)
+    for model in models:
+        _delete(client, "model", model, say)
+
+
+def _delete(client: Any, kind: str, name: str, say: Callable[[str], None]) -> None:
+    operation, key = DELETES[kind]
+    try:
+        call(client, operation, **{key: name})
+    except ClientError as error:
+        if not _missing(error):
+            raise jobs.refused(error, f"{kind} {name}") from None
+        say(f"{kind} {name}: already gone")
+        return
+    say(f"deleted {kind} {name}")
+
+
+def _remove_partial(client: Any, name: str, kinds: list[str]) -> None:
+    """Undo the resources a refused deploy had created, newest first."""
+    for kind in reversed(kinds):
+        _delete(client, kind, name, lambda _: None)
+
+
+def _missing(error: ClientError) -> bool:
+    """SageMaker's "Could not find ..." (a ValidationException) or a not-found code."""
+    detail = error.response.get("Error", {})
+    code, message = detail.get("Code", ""), detail.get("Message", "")
+    return code in {"ResourceNotFound", "NotFound"} or (
+        code in {"ValidationException", "ValidationError"} and "not find" in message.lower()
+    )
+
+
+def _follow_endpoint(client: Any, name: str, say: Callable[[str], None]) -> None:
+    def describe() -> dict[str, Any]:
+        return dict(call(client, "describe_endpoint", EndpointName=name))
+
+    endpoint = jobs.follow(
+        describe,
+        lambda endpoint: endpoint["EndpointStatus"],
+        lambda endpoint: endpoint["EndpointStatus"] in SETTLED,
+        say,
+        f"endpoint {name}",
+        f"see its status with `aws sagemaker describe-endpoint --endpoint-name {name}`, or "
+        f"delete it: earthseg delete --endpoint {name}",
+    )
+    if endpoint["EndpointStatus"] != "InService":
+        raise InputError(
+            f"endpoint {name}",
+            f"is {endpoint['EndpointStatus']}: {endpoint.get('FailureReason', 'no reason given')}",
+            f"read the model server's log in CloudWatch (/aws/sagemaker/Endpoints/{name}), "
+            f"correct it, and remove this endpoint: earthseg delete --endpoint {name}",
+        )

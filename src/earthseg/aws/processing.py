@@ -1,0 +1,139 @@
+"""`earthseg preprocess --processing`: preprocessing as a SageMaker Processing job that
+runs the training image, started from here through the SDK v3 `Processor`.
+
+This is the launching side of the Processing contract (earthseg.contracts.processing):
+the export's images and labels in S3 are mounted at /opt/ml/processing/input/{images,labels},
+the dataset is written to /opt/ml/processing/output and uploaded to the output URI when
+the job ends, ready for `earthseg train --data`. The image's entry point maps
+`preprocess` to `earthseg preprocess`, which defaults to those mounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import boto3
+from botocore.exceptions import ClientError
+
+from earthseg.aws import jobs, s3
+from earthseg.aws.names import DEFAULT_NAME, PROCESSING_JOB, check_name
+from earthseg.aws.resources import ProcessingResources
+from earthseg.aws.role import execution_role
+from earthseg.aws.sdk import sdk_session
+from earthseg.aws.session import account_id, call
+from earthseg.contracts.processing import container_input, container_output
+from earthseg.errors import InputError
+from earthseg.preprocess.options import PreprocessOptions
+
+MAX_RUN_S = 24 * 3600
+VOLUME_SIZE_GB = 30
+
+
+@dataclass(frozen=True)
+class PreprocessJobResult:
+    """The finished job and where its dataset is."""
+
+    job_name: str
+    output_uri: str
+
+
+def run_preprocess_job(
+    session: boto3.Session,
+    image: str,
+    images_uri: str,
+    labels_uri: str,
+    out_uri: str,
+    options: PreprocessOptions,
+    resources: ProcessingResources | None = None,
+    role: str | None = None,
+    name: str = DEFAULT_NAME,
+    say: Callable[[str], None] = print,
+) -> PreprocessJobResult:
+    """Run `earthseg preprocess OPTIONS` in `image` on the export in S3 as the Processing
+    job `<name>-preprocess-<timestamp>`, and follow it to the end. A failed job raises an
+    InputError with SageMaker's reason."""
+    from sagemaker.core.processing import Processor
+    from sagemaker.core.shapes import (
+        ProcessingInput,
+        ProcessingOutput,
+        ProcessingS3Input,
+        ProcessingS3Output,
+    )
+
+    resources = resources or ProcessingResources()
+    base_job_name = PROCESSING_JOB.base(check_name(name, (PROCESSING_JOB,), "--name"))
+    sources = {
+        "images": s3.parse_s3_uri(images_uri, "--images"),
+        "labels": s3.parse_s3_uri(labels_uri, "--labels"),
+    }
+    out = s3.parse_s3_uri(out_uri, "--out")
+    role = execution_role(role)
+    account_id(session)  # missing or refused credentials fail here, readably
+    for name, uri in sources.items():
+        if not s3.has_objects(session, uri):
+            raise InputError(
+                f"--{name}", f"{uri.folder} holds nothing", "give the export's S3 folder"
+            )
+    s3.check_bucket(session, out, "--out")
+    processor = Processor(
+        role=role,
+        image_uri=image,
+        instance_count=1,
+        instance_type=resources.instance_type,
+        volume_size_in_gb=VOLUME_SIZE_GB,
+        max_runtime_in_seconds=MAX_RUN_S,
+        base_job_name=base_job_name,
+        sagemaker_session=sdk_session(session),
+    )
+    inputs = [
+        ProcessingInput(
+            input_name=name,
+            s3_input=ProcessingS3Input(
+                s3_uri=uri.folder,
+                local_path=container_input(name),
+                s3_data_type="S3Prefix",
+                s3_input_mode="File",
+            ),
+        )
+        for name, uri in sources.items()
+    ]
+    arguments = ["preprocess", *options.arguments()]
+    output = ProcessingOutput(
+        output_name="dataset",
+        s3_output=ProcessingS3Output(
+            s3_uri=out.folder, local_path=container_output(), s3_upload_mode="EndOfJob"
+        ),
+    )
+    try:
+        processor.run(
+            inputs=inputs,
+            outputs=[output],
+            arguments=arguments,
+            wait=False,
+            logs=False,
+        )
+    except ClientError as error:
+        raise jobs.refused(error, f"processing job {base_job_name}") from None
+    job_name = str(processor.latest_job.processing_job_name)
+    say(
+        f"processing job {job_name} (1 x {resources.instance_type}) with {image}: "
+        f"{' '.join(arguments)}"
+    )
+    client = session.client("sagemaker")
+    job = jobs.follow_job(
+        lambda: dict(call(client, "describe_processing_job", ProcessingJobName=job_name)),
+        "ProcessingJobStatus",
+        lambda job: str(job["ProcessingJobStatus"]),
+        f"processing job {job_name}",
+        f"aws sagemaker stop-processing-job --processing-job-name {job_name}",
+        say,
+    )
+    if job["ProcessingJobStatus"] != "Completed":
+        raise InputError(
+            f"processing job {job_name}",
+            f"ended {job['ProcessingJobStatus']}: {jobs.failure_reason(job)}",
+            "correct what the reason names and run it again; the full log is in CloudWatch "
+            f"(/aws/sagemaker/ProcessingJobs, stream {job_name}/algo-1-*)",
+        )
+    return PreprocessJobResult(job_name, out.folder)

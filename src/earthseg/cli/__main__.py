@@ -1,0 +1,7 @@
+"""`python -m earthseg.cli`: the `earthseg` command."""
+
+import sys
+
+from earthseg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,126 @@
+"""Command-line options made from the options models (earthseg.validation), so the CLI
+shows the models' defaults and help and checks values by the models' rules: a flag per
+field, read as text and validated by the model, errors naming the flag."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from earthseg.errors import InputError
+from earthseg.validation import Location, allowed, default_of, validate
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def flag(field: str, flags: Mapping[str, str] | None = None) -> str:
+    """The command-line flag of a field: `tile_size` -> `--tile-size`."""
+    return (flags or {}).get(field) or "--" + field.replace("_", "-")
+
+
+def add_model_options(
+    parser: argparse._ActionsContainer,
+    model: type[BaseModel],
+    fields: Iterable[str] | None = None,
+    flags: Mapping[str, str] | None = None,
+    notes: Mapping[str, str] | None = None,
+) -> None:
+    """A flag per field of `model` (or of `fields`), whose help is the field's description
+    (after its note in `notes`), what it takes, and its default. Values stay text (None
+    when not given) until `model_from_args` checks them; booleans are switches."""
+    for name in fields or model.model_fields:
+        info = model.model_fields[name]
+        default = default_of(info)
+        help_text = (notes or {}).get(name, "") + (info.description or name.replace("_", " "))
+        if info.annotation is bool:
+            parser.add_argument(
+                flag(name, flags), dest=name, action="store_true", default=None, help=help_text
+            )
+            continue
+        shown = "" if default in (None, PydanticUndefined) else f" (default {_shown(default)})"
+        parser.add_argument(
+            flag(name, flags),
+            dest=name,
+            metavar=name.upper(),
+            help=f"{help_text}: {allowed(info)}{shown}",
+        )
+
+
+def given(args: argparse.Namespace, fields: Iterable[str]) -> dict[str, Any]:
+    """The fields whose flags were given (the others keep the model's defaults)."""
+    return {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
+
+
+def model_from_args(
+    args: argparse.Namespace,
+    model: type[Model],
+    fields: Iterable[str] | None = None,
+    flags: Mapping[str, str] | None = None,
+    **values: Any,
+) -> Model:
+    """`model` from the flags given (and `values`), or an InputError naming the flag."""
+    names = list(fields or model.model_fields)
+    return validate(model, {**given(args, names), **values}, key=_flag_key(flags))
+
+
+def given_options(args: argparse.Namespace, group: argparse._ArgumentGroup) -> list[str]:
+    """The flags of `group` given on the command line."""
+    return [
+        action.option_strings[-1]
+        for action in group._group_actions
+        if getattr(args, action.dest) not in (None, False, [])
+    ]
+
+
+def refuse_unless(
+    args: argparse.Namespace, group: argparse._ArgumentGroup, needs: str, what: str
+) -> None:
+    """Options of `group` given without `needs`, the option they belong with, are a
+    mistake, not ignored; `what` says what they do."""
+    named = [option for option in given_options(args, group) if option != needs]
+    if named:
+        raise InputError(
+            ", ".join(named), f"{what}, which needs {needs}", f"add {needs}, or drop them"
+        )
+
+
+def add_aws_options(parser: argparse._ActionsContainer, role: bool = True) -> None:
+    """Where and as whom launcher commands act (defaults: the usual AWS configuration)."""
+    if role:
+        parser.add_argument("--role", help="SageMaker execution role ARN (default $SAGEMAKER_ROLE)")
+    parser.add_argument("--region", help="AWS region (default AWS_REGION, ~/.aws/config)")
+    parser.add_argument("--profile", help="AWS profile (default AWS_PROFILE)")
+
+
+def aws_session(args: argparse.Namespace) -> Any:
+    """The boto3 session the AWS options name."""
+    from earthseg.aws.session import open_session
+
+    return open_session(args.region, args.profile)
+
+
+def name_value(text: str, option: str) -> tuple[str, str]:
+    """`NAME=VALUE` (a repeatable option's item) as a pair."""
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise InputError(f"{option} {text}", "is not NAME=VALUE", f"write e.g. {option} epochs=20")
+    return name.strip(), value.strip()
+
+
+def _flag_key(flags: Mapping[str, str] | None) -> Any:
+    def key(location: Location) -> str:
+        if not location:
+            return "the options"
+        return " ".join([flag(str(location[0]), flags), *(str(part) for part in location[1:])])
+
+    return key
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(part) for part in value)
+    return str(value)

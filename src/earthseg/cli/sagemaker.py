@@ -1,0 +1,137 @@
+"""`earthseg upload`, `deploy`, `delete`, `invoke`: a dataset to S3, a model to an
+endpoint and away again, a scene through an endpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from earthseg.cli.options import (
+    add_aws_options,
+    add_model_options,
+    aws_session,
+    given_options,
+    model_from_args,
+    refuse_unless,
+)
+from earthseg.cli.serving import add_prediction_options, scene_options, write_prediction
+from earthseg.errors import InputError
+
+
+def add_commands(commands: Any) -> None:
+    from earthseg.aws.names import DEFAULT_NAME
+    from earthseg.aws.resources import EndpointOptions, Serverless
+    from earthseg.contracts.serving import ServerOptions
+
+    upload = commands.add_parser(
+        "upload",
+        help="upload a dataset (channels train/ validation/ [test/] and manifest.json) to S3",
+    )
+    upload.add_argument(
+        "--data", type=Path, required=True, help="dataset folder written by earthseg preprocess"
+    )
+    upload.add_argument(
+        "--to",
+        help="s3:// folder to upload to (default <default bucket>/earthseg/datasets/"
+        "<folder>-<fingerprint>/)",
+    )
+    add_aws_options(upload, role=False)
+    upload.set_defaults(run=upload_dataset)
+
+    deploy = commands.add_parser(
+        "deploy",
+        help="serve a model on a SageMaker endpoint with the inference image",
+        description="Creates a model, an endpoint config and an endpoint, all named "
+        "<name>-<timestamp>, and waits until the endpoint is InService.",
+    )
+    deploy.add_argument("--image", required=True, help="the inference image URI")
+    deploy.add_argument("--model", required=True, help="s3://.../model.tar.gz (earthseg train)")
+    deploy.add_argument("--name", help=f"base name (default {DEFAULT_NAME})")
+    instances = deploy.add_argument_group("a real-time endpoint")
+    add_model_options(instances, EndpointOptions, ["instance_type", "instances"])
+    serverless = deploy.add_argument_group("a serverless endpoint")
+    serverless.add_argument(
+        "--serverless", action="store_true", help="a serverless endpoint (CPU), no instances"
+    )
+    add_model_options(serverless, Serverless)
+    add_model_options(deploy.add_argument_group("the model server"), ServerOptions)
+    add_aws_options(deploy)
+    deploy.set_defaults(run=deploy_model, instance_options=instances, serverless_options=serverless)
+
+    delete = commands.add_parser(
+        "delete", help="delete an endpoint with its endpoint config and model(s)"
+    )
+    delete.add_argument("--endpoint", required=True, help="the endpoint's name")
+    add_aws_options(delete, role=False)
+    delete.set_defaults(run=delete_endpoint)
+
+    invoke = commands.add_parser(
+        "invoke",
+        help="predict a whole scene through a SageMaker endpoint (sagemaker-runtime), in "
+        "chunks under the payload limit: a mask GeoTIFF on its grid (and polygons)",
+    )
+    invoke.add_argument("--endpoint", required=True, help="endpoint name (earthseg deploy)")
+    invoke.add_argument("--image", type=Path, required=True, help="scene GeoTIFF, any size")
+    add_prediction_options(invoke, "4 for serverless endpoints; ")
+    add_aws_options(invoke, role=False)
+    invoke.set_defaults(run=invoke_endpoint)
+
+
+def upload_dataset(args: argparse.Namespace) -> None:
+    from earthseg.aws.datasets import upload
+
+    uploaded = upload(aws_session(args), args.data, args.to)
+    for name, uri in {**uploaded.channels, "manifest": uploaded.manifest}.items():
+        print(f"  {name:<10} {uri}")
+    print(f"train on it: earthseg train --image IMAGE --data {uploaded.folder}")
+
+
+def deploy_model(args: argparse.Namespace) -> None:
+    from earthseg.aws.endpoints import deploy
+    from earthseg.aws.names import DEFAULT_NAME
+    from earthseg.aws.resources import EndpointOptions, Serverless
+    from earthseg.contracts.serving import ServerOptions
+
+    if args.serverless:
+        sized = given_options(args, args.instance_options)
+        if sized:
+            raise InputError(
+                ", ".join(sized),
+                "do not apply to --serverless (it has no instances)",
+                "drop them, or drop --serverless",
+            )
+        options = EndpointOptions(serverless=model_from_args(args, Serverless))
+    else:
+        refuse_unless(
+            args, args.serverless_options, "--serverless", "they size a serverless endpoint"
+        )
+        options = model_from_args(args, EndpointOptions, ["instance_type", "instances"])
+    server = model_from_args(args, ServerOptions)
+    endpoint = deploy(
+        aws_session(args),
+        args.image,
+        args.model,
+        args.role,
+        name=args.name or DEFAULT_NAME,
+        options=options,
+        environment=server.environment(),
+    )
+    print(f"endpoint:  {endpoint} (InService)")
+    print(f"remove it: earthseg delete --endpoint {endpoint}")
+
+
+def delete_endpoint(args: argparse.Namespace) -> None:
+    from earthseg.aws.endpoints import delete_endpoint
+
+    delete_endpoint(aws_session(args), args.endpoint)
+
+
+def invoke_endpoint(args: argparse.Namespace) -> None:
+    from earthseg.aws.invoke import invoke_scene
+
+    options = scene_options(args)  # checked before predicting
+    prediction = invoke_scene(
+        aws_session(args), args.endpoint, args.image, options.threshold, options.max_payload_mb
+    )
+    write_prediction(args, prediction, options)

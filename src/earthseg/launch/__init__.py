@@ -1,1 +1,0 @@
-"""Launching on AWS: pushing the images, SageMaker jobs and endpoints, the pipeline."""

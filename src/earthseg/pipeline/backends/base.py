@@ -1,0 +1,33 @@
+"""What a pipeline backend is: where the stages run, each returning the outputs
+`state.json` records for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Protocol
+
+from earthseg.serve.predictor import Prediction
+
+ScenePredictor = Callable[[Path, float | None], Prediction]  # scene, threshold (None: card's)
+
+
+class Backend(Protocol):
+    """Where the stages run."""
+
+    mode: str
+    images: dict[str, str]  # role -> image the stages run in ({} on the host, without containers)
+
+    def preprocess(self, dataset: Path) -> dict[str, Any]:
+        """Write the dataset (at least its manifest) to `dataset`."""
+        ...
+
+    def train(self, dataset: dict[str, Any], model: Path, training: Path) -> dict[str, Any]:
+        """Train on the dataset; the artifact extracted to `model`, the job's reports
+        (metrics.json, figures) to `training`."""
+        ...
+
+    def deploy(self, trained: dict[str, Any]) -> AbstractContextManager[ScenePredictor]:
+        """Serve the model for as long as the context lasts."""
+        ...

@@ -1,0 +1,148 @@
+"""`earthseg pipeline --local`: every stage on this machine, in the images SageMaker runs.
+
+Preprocessing runs in the training image with the Processing mounts, training through
+the SageMaker SDK's local mode (the SDK writes /opt/ml and runs the image with
+docker-compose, as it would start a job), serving in the serve image on a loopback
+port, predicting over HTTP. Without a Docker engine (`local.docker: never`, or `auto`
+with none answering) the same library code runs on this machine without containers
+instead, and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from earthseg.archives import extract
+from earthseg.atomic import atomic_dir
+from earthseg.contracts.channels import channel_folders
+from earthseg.contracts.opt_ml import FAILURE, MODEL, OUTPUT_DATA
+from earthseg.contracts.processing import INPUTS
+from earthseg.errors import InputError
+from earthseg.local.engine import docker_available, docker_client
+from earthseg.pipeline.backends.base import ScenePredictor
+from earthseg.pipeline.backends.host import dataset_outputs, preprocess_on_host
+from earthseg.pipeline.config import RunConfig
+from earthseg.pipeline.run_folder import RunFolder
+
+
+class LocalBackend:
+    """The stages in local containers, or on this machine when there is no Docker engine."""
+
+    def __init__(self, config: RunConfig, folder: RunFolder, say: Callable[[str], None]) -> None:
+        self.config = config
+        self.folder = folder
+        wanted = config.local.docker
+        if wanted == "always":
+            docker_client(
+                fix="start one with `make docker`, or run the pipeline without Docker "
+                "(local.docker: never)"
+            ).close()
+        self.docker = wanted == "always" or (wanted == "auto" and docker_available())
+        self.mode = "local" if self.docker else "host"
+        self.images = (
+            {"train": config.local.train_image, "serve": config.local.serve_image}
+            if self.docker
+            else {}
+        )
+        if not self.docker:
+            say(
+                "no Docker engine: every stage runs on this machine without containers "
+                "(`make docker` as root installs and starts one)"
+            )
+
+    def preprocess(self, dataset: Path) -> dict[str, Any]:
+        if not self.docker:
+            return preprocess_on_host(self.config, dataset)
+        from earthseg.local.processing import run_processing
+
+        export = self.config.export
+        run_processing(
+            self.config.local.train_image,
+            dict(zip(INPUTS, (export.images, export.labels), strict=True)),
+            dataset,
+            ["preprocess", *self.config.preprocess.options().arguments()],
+            self.folder.logs / "preprocess-container.log",
+        )
+        return dataset_outputs(dataset)
+
+    def train(self, dataset: dict[str, Any], model: Path, training: Path) -> dict[str, Any]:
+        channels = channel_folders(Path(dataset["dataset"]))
+        if self.docker:
+            artifacts = self._train_in_container(channels)
+            extract(artifacts / "model.tar.gz", model)
+            extract(artifacts / "output.tar.gz", training, member_prefix="data/")
+        else:
+            self._train_on_host(channels, model, training)
+        return {}
+
+    @contextmanager
+    def deploy(self, trained: dict[str, Any]) -> Iterator[ScenePredictor]:
+        model = Path(trained["model"])
+        if not self.docker:
+            from earthseg.serve.predictor import load_predictor
+
+            yield load_predictor(model).predict_file
+            return
+        from earthseg.local.endpoint import local_endpoint
+        from earthseg.serve.client import predict_remote
+
+        log_file = self.folder.logs / "deploy-container.log"
+        payload_mb = self.config.invoke.max_payload_mb
+        with local_endpoint(
+            self.config.local.serve_image, model, log_file, self.config.deploy.workers
+        ) as endpoint:
+            yield lambda scene, threshold: predict_remote(
+                endpoint.url, scene, threshold, payload_mb
+            )
+
+    def _train_in_container(self, channels: dict[str, Path]) -> Path:
+        """The SDK's local mode; returns the folder holding model.tar.gz and output.tar.gz."""
+        from earthseg.aws.resources import TrainingResources
+        from earthseg.aws.training import TrainingSpec, run_training
+
+        spec = TrainingSpec(
+            image=self.config.local.train_image,
+            channels={name: str(path) for name, path in channels.items()},
+            hyperparameters=self.config.train.hyperparameters,
+            resources=TrainingResources(
+                instance_type="local_cpu", instances=self.config.train.instances
+            ),
+            base_job_name=self.config.name,
+        )
+        result = run_training(None, spec, local_root=self.folder.root / "train-local")
+        return Path(result.model_uri).parent
+
+    def _train_on_host(self, channels: dict[str, Path], model: Path, training: Path) -> None:
+        """`earthseg train` in a process of its own (the toolkit fixes /opt/ml per process)
+        on a /opt/ml tree in the run folder."""
+        opt_ml = self.folder.root / "opt_ml"
+        shutil.rmtree(opt_ml, ignore_errors=True)
+        config = opt_ml / "input" / "config"
+        config.mkdir(parents=True)
+        hyperparameters = self.config.train.hyperparameters.as_strings()
+        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+        data = opt_ml / "input" / "data"
+        data.mkdir(parents=True)
+        for name, path in channels.items():
+            (data / name).symlink_to(path.resolve(), target_is_directory=True)
+        command = [sys.executable, "-m", "earthseg.cli", "train", "--base-dir", str(opt_ml)]
+        with open(self.folder.logs / "train-process.log", "w") as log_file:
+            status = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT).returncode
+        if status != 0:
+            failure = opt_ml / FAILURE
+            reason = failure.read_text().strip() if failure.exists() else f"exit status {status}"
+            raise InputError("training", reason, f"see {log_file.name} in {self.folder.logs}")
+        _replace_with_copy(opt_ml / MODEL, model)
+        _replace_with_copy(opt_ml / OUTPUT_DATA, training)
+
+
+def _replace_with_copy(source: Path, target: Path) -> None:
+    with atomic_dir(target, replace=True) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)

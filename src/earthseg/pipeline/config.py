@@ -1,0 +1,165 @@
+"""`earthseg pipeline --config run.yaml`: what a run does, read from one YAML file.
+
+`run.yaml` at the repository root documents every option with its default. Relative
+paths are relative to the config file's folder (as in docker-compose), so a config and
+its export can move together. A typo or a wrong value fails before anything runs,
+naming the key and the fix: each section is the options model of the code that uses it
+(preprocessing, training, endpoints), so a value is checked by the same rule here as on
+the command line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Self
+
+import yaml
+from pydantic import Field, field_validator, model_validator
+
+from earthseg.aws.names import ENDPOINT, PROCESSING_JOB, TRAINING_JOB, NameRule, check_name
+from earthseg.aws.resources import EndpointOptions, ProcessingResources, TrainingResources
+from earthseg.aws.role import ROLE_ENV
+from earthseg.contracts.serving import DEFAULT_MAX_PAYLOAD_MB
+from earthseg.errors import InputError
+from earthseg.preprocess.options import PreprocessOptions
+from earthseg.train.hyperparameters import Hyperparameters
+from earthseg.validation import Integer, Number, Options, invalid, validate
+
+
+class ExportConfig(Options):
+    images: Path
+    labels: Path
+
+
+class PreprocessConfig(PreprocessOptions, ProcessingResources):
+    """`earthseg preprocess`'s options (same defaults), and where it runs on SageMaker."""
+
+    processing: bool = Field(False, description="SageMaker: run as a Processing job")
+
+    @field_validator("splits")
+    @classmethod
+    def _test_share(cls, shares: tuple[float, float, float]) -> tuple[float, float, float]:
+        if shares[2] == 0:
+            raise invalid(
+                "leaves the test split empty, and a run predicts and reports on the test scenes",
+                "give it a share, e.g. [0.7, 0.15, 0.15]",
+            )
+        return shares
+
+    def options(self) -> PreprocessOptions:
+        """The options as `build_dataset` and a Processing job take them."""
+        return PreprocessOptions.model_validate(
+            self.model_dump(include=set(PreprocessOptions.model_fields))
+        )
+
+
+class TrainConfig(TrainingResources):
+    image: str | None = None
+    hyperparameters: Hyperparameters = Hyperparameters()
+
+    def resources(self) -> TrainingResources:
+        return TrainingResources.model_validate(
+            self.model_dump(include=set(TrainingResources.model_fields))
+        )
+
+
+class DeployConfig(EndpointOptions):
+    image: str | None = None
+    workers: Integer | None = Field(None, ge=1)
+    keep: bool = False
+
+    def endpoint(self) -> EndpointOptions:
+        return EndpointOptions.model_validate(
+            self.model_dump(include=set(EndpointOptions.model_fields))
+        )
+
+
+class InvokeConfig(Options):
+    threshold: Number | None = Field(None, ge=0, le=1)
+    max_payload_mb: Number = Field(DEFAULT_MAX_PAYLOAD_MB, gt=0, le=DEFAULT_MAX_PAYLOAD_MB)
+
+
+class AwsConfig(Options):
+    region: str | None = None
+    profile: str | None = None
+    role: str | None = None
+    s3: str | None = None
+
+
+class LocalConfig(Options):
+    train_image: str = "earthseg-train:cpu"
+    serve_image: str = "earthseg-serve:cpu"
+    docker: Literal["auto", "always", "never"] = "auto"
+
+
+class RunConfig(Options):
+    name: str
+    run_dir: Path | None = None
+    export: ExportConfig
+    preprocess: PreprocessConfig = PreprocessConfig()
+    train: TrainConfig = TrainConfig()
+    deploy: DeployConfig = DeployConfig()
+    invoke: InvokeConfig = InvokeConfig()
+    aws: AwsConfig = AwsConfig()
+    local: LocalConfig = LocalConfig()
+
+    @model_validator(mode="after")
+    def _names_fit(self) -> Self:
+        """The run's name makes every SageMaker name the run will create, whole."""
+        try:
+            check_name(self.name, self.name_rules, "name")
+        except InputError as error:
+            raise invalid(error.problem, error.fix, ("name",)) from None
+        return self
+
+    @property
+    def name_rules(self) -> tuple[NameRule, ...]:
+        """The kinds of SageMaker resources a run of this config creates."""
+        return (TRAINING_JOB, ENDPOINT, *((PROCESSING_JOB,) if self.preprocess.processing else ()))
+
+    @property
+    def folder(self) -> Path:
+        """The run folder: everything a run writes goes under it."""
+        return self.run_dir or Path("runs") / self.name
+
+    def require_cloud(self) -> None:
+        """What a run on SageMaker needs beyond a local one, checked before it starts."""
+        missing = [
+            (key, fix)
+            for key, value, fix in (
+                ("train.image", self.train.image, "the training image URI `make push` printed"),
+                ("deploy.image", self.deploy.image, "the serve image URI `make push` printed"),
+                ("aws.s3", self.aws.s3, "an s3://bucket/prefix the role can read and write"),
+                ("aws.role", self.role, f"a SageMaker execution role ARN (or set {ROLE_ENV})"),
+            )
+            if not value
+        ]
+        if missing:
+            keys = ", ".join(key for key, _ in missing)
+            fixes = "; ".join(f"{key}: {fix}" for key, fix in missing)
+            raise InputError("the config", f"does not set {keys} for a SageMaker run", fixes)
+
+    @property
+    def role(self) -> str | None:
+        return self.aws.role or os.environ.get(ROLE_ENV)
+
+
+def load_config(path: Path) -> RunConfig:
+    """The run described by a YAML file, relative paths resolved against its folder."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, "does not exist", "pass the run's YAML file to --config") from None
+    except yaml.YAMLError as error:
+        raise InputError(path, f"is not valid YAML ({error})", "fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise InputError(path, "is not a mapping of options", "start from run.yaml")
+    config = validate(
+        RunConfig, raw, source=str(path), fix="correct these keys (run.yaml lists them)"
+    )
+    base = path.resolve().parent
+    export = ExportConfig(images=base / config.export.images, labels=base / config.export.labels)
+    run_dir = base / config.run_dir if config.run_dir else base / config.folder
+    return config.model_copy(update={"export": export, "run_dir": run_dir})
