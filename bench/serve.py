@@ -44,7 +44,6 @@ import io
 import json
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -57,13 +56,17 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import keras
 import numpy as np
 import onnxruntime
 from docker.models.containers import Container
 
-from earthseg.train.export import ONNX_FILE, ONNX_TOLERANCE, export_model, model_card
-from earthseg.train.model import build_unet
+from earthseg.contracts.model_card import ONNX_FILE
+from earthseg.contracts.serving import server_environment
+from earthseg.local.endpoint import ServeContainer
+from earthseg.local.engine import docker_client
+from earthseg.train.export import ONNX_TOLERANCE
+from earthseg.train.hyperparameters import Hyperparameters
+from earthseg.train.seeded_model import export_seeded_model
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "bench" / "output"
@@ -72,7 +75,6 @@ NPY = "application/x-npy"
 SERVE_IMAGE = "earthseg-serve:cpu"
 BASELINE_IMAGE = "earthseg-serve-baseline:cpu"
 BASELINE_DIR = "bench/serve_baseline"
-CONTAINER_MODEL_DIR = "/opt/ml/model"
 KERAS_FILE = "model.keras"
 BASELINE_TOLERANCE = 1e-5  # Keras in the container against Keras here: same code, same weights
 CONCURRENCIES = (4, 16)
@@ -144,29 +146,17 @@ class Figures:
 
 
 def make_request(model_dir: Path) -> tuple[Request, int]:
-    """Export the U-Net (seed 0) into `model_dir` for every contender (SavedModel, ONNX and
-    model card as `earthseg train` writes them, plus model.keras for the baseline); return
-    the request and the model's parameter count."""
-    keras.utils.set_random_seed(0)
-    model = build_unet(TILE, BANDS)
-    rng = np.random.default_rng(0)
-    samples = rng.integers(0, 256, (4, TILE, TILE, BANDS), dtype=np.uint8)
-    card = model_card(
-        tile_shape=[TILE, TILE, BANDS],
-        dtype="uint8",
-        scale=1 / 255,
-        threshold=0.5,
-        metrics={},
-        hyperparameters={"seed": 0},
-        parameters=model.count_params(),
-        epochs=0,
-        manifest_sha256=None,
+    """Export the default U-Net (seed 0) into `model_dir` for every contender (SavedModel,
+    ONNX and model card as `earthseg train` writes them, plus model.keras for the
+    baseline); return the request and the model's parameter count."""
+    defaults = Hyperparameters()
+    model = export_seeded_model(
+        model_dir, tile=TILE, bands=BANDS, filters=defaults.filters, depth=defaults.depth
     )
-    export_model(model, model_dir, card, samples.astype(np.float32))
     model.save(model_dir / KERAS_FILE)
     for path in [model_dir, *model_dir.rglob("*")]:  # readable whatever user an image runs as
         path.chmod(0o755 if path.is_dir() else 0o644)
-    tile = samples[0]
+    tile = np.random.default_rng(0).integers(0, 256, (TILE, TILE, BANDS), dtype=np.uint8)
     body = io.BytesIO()
     np.save(body, tile)
     expected = np.asarray(model.predict(tile[None].astype(np.float32), verbose=0), np.float32)
@@ -349,26 +339,20 @@ def docker_time(stamp: str) -> float:
 @contextmanager
 def running(
     client: docker.DockerClient, name: str, image: str, model_dir: Path, env: dict[str, str]
-) -> Iterator[tuple[Container, LogWatch, float]]:
-    """`docker run IMAGE serve` on the host network; yields the container, its log and
-    the wall-clock time just before the run. Stopped and removed whatever happens."""
-    started = time.time()
-    container = client.containers.create(
+) -> Iterator[tuple[ServeContainer, LogWatch]]:
+    """`docker run IMAGE serve` on the host network, as earthseg runs a local endpoint;
+    yields the container and its log. Stopped and removed whatever happens."""
+    server = ServeContainer(
         image,
-        "serve",
-        network_mode="host",
+        model_dir,
         environment=env,
-        volumes={str(model_dir): {"bind": CONTAINER_MODEL_DIR, "mode": "ro"}},
         name=f"earthseg-bench-{name}-{os.getpid()}",
-    )
+        client=client,
+    ).start()
     try:
-        container.start()
-        yield container, LogWatch(container), started
+        yield server, LogWatch(server.container)
     finally:
-        try:
-            container.stop(timeout=10)
-        finally:
-            container.remove(force=True)
+        server.remove()
 
 
 def wait_ready(
@@ -463,11 +447,10 @@ def bench_container(
     with `floor`, its throughput windows alternate with the bare call's."""
     image, log, tolerance = CONTAINERS[name]
     figures = Figures(image_mb=image_mb(client, image))
-    port = free_port()
-    env = {**env, "SAGEMAKER_BIND_TO_PORT": str(port)}
-    with running(client, name, image, model_dir, env) as (container, watch, started):
+    with running(client, name, image, model_dir, env) as (server, watch):
+        container, port = server.container, server.port
         figures.workers, figures.ready_s, figures.ready_note = wait_ready(
-            container, watch, started, port, log
+            container, watch, server.started, port, log
         )
         print(
             f"{name}: {figures.workers or '?'} workers ready {figures.ready_s:.2f} s after "
@@ -534,13 +517,6 @@ def pinging(port: int, every: float = 0.1) -> Iterator[list[float]]:
     finally:
         stop.set()
         thread.join()
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # The floor
@@ -679,7 +655,7 @@ def main() -> None:
     load_average = os.getloadavg()[0]
     if load_average > 0.5:
         print(f"WARNING: load average {load_average:.1f}: other work here disturbs the figures")
-    client = docker.from_env()
+    client = docker_client()
     if not args.skip_build:
         build_images(contenders)
     for name in CONTAINERS:
@@ -687,7 +663,7 @@ def main() -> None:
             image_mb(client, CONTAINERS[name][0])  # missing images fail here, not minutes later
     env = {}
     if args.workers:
-        env = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(args.workers)}  # earthseg serve
+        env = server_environment(workers=args.workers)  # earthseg serve
         env["MODEL_SERVER_WORKERS"] = str(args.workers)  # the baseline, as AWS's example
     OUTPUT.mkdir(parents=True, exist_ok=True)
     results: dict[str, Figures] = {}

@@ -62,37 +62,11 @@ def make_opt_ml(
     return base
 
 
-def export_test_model(folder: Path, tile: int = 64, threshold: float = 0.5, seed: int = 0) -> Path:
-    """A small U-Net (untrained, seeded) exported as `earthseg train` exports: SavedModel,
-    ONNX and model card for 3-band uint8 scenes."""
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import numpy as np
-
-    from earthseg.train.export import export_model, model_card
-    from earthseg.train.model import build_unet
-
-    keras.utils.set_random_seed(seed)
-    model = build_unet(tile, 3, filters=8, depth=2, scale=1 / 255)
-    card = model_card(
-        tile_shape=[tile, tile, 3],
-        dtype="uint8",
-        scale=1 / 255,
-        threshold=threshold,
-        metrics={},
-        hyperparameters={"filters": 8, "depth": 2},
-        parameters=model.count_params(),
-        epochs=0,
-        manifest_sha256=None,
-    )
-    samples = np.random.default_rng(seed).integers(0, 256, (2, tile, tile, 3)).astype(np.float32)
-    export_model(model, folder, card, samples)
-    return folder
-
-
 @pytest.fixture(scope="session")
 def test_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model artifact folder (64 px tiles, 3 uint8 bands, threshold 0.5)."""
-    return export_test_model(tmp_path_factory.mktemp("model") / "model")
+    from earthseg.train.seeded_model import export_seeded_model
+
+    folder = tmp_path_factory.mktemp("model") / "model"
+    export_seeded_model(folder)
+    return folder

@@ -15,9 +15,10 @@ from typing import NamedTuple
 
 import docker
 import pytest
-import requests
-from docker.errors import DockerException, NotFound
+from docker.errors import NotFound
 
+from earthseg.errors import InputError
+from earthseg.local.engine import docker_client as engine_client
 from earthseg.preprocess.dataset import build_dataset
 from earthseg.preprocess.options import PreprocessOptions
 from earthseg.synthetic.export import write_sample_export
@@ -37,27 +38,15 @@ RUN_TIMEOUT_S = 10 * 60
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
     """A client of the engine `docker.from_env()` finds (DOCKER_HOST or the local socket)."""
-    client, problem = _connect()
-    if client is None:
-        reason = (
-            f"no Docker engine answers ({problem}); start one with `make docker` "
-            "(scripts/ensure-docker.sh, as root it installs and starts Debian's docker.io)"
-        )
+    try:
+        client = engine_client()
+    except InputError as error:
+        reason = f"the Docker tests cannot run: {error}"
         if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and the Docker tests cannot run: {reason}", pytrace=False)
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
         pytest.skip(reason)
     yield client
     client.close()
-
-
-def _connect() -> tuple[docker.DockerClient | None, str]:
-    """A client that got an answer from the engine, or None and why not."""
-    try:
-        client = docker.from_env()
-        client.ping()
-    except (DockerException, requests.RequestException) as exc:
-        return None, str(exc)
-    return client, ""
 
 
 @pytest.fixture(scope="session")
@@ -126,14 +115,16 @@ def local_mode_channels(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def local_mode_job(image: str, channels: Path, root: Path, instances: int = 1) -> Path:
     """A 2-epoch job on `instances` local containers through the SDK's ModelTrainer, built
     as the launcher builds it; returns its model.tar.gz."""
+    from earthseg.aws.resources import TrainingResources
     from earthseg.aws.training import TrainingSpec, run_training
+    from earthseg.contracts.channels import channel_folders
+    from earthseg.train.hyperparameters import Hyperparameters
 
     spec = TrainingSpec(
         image=image,
-        channels={name: str(channels / name) for name in ("train", "validation", "test")},
-        hyperparameters={"epochs": 2, "batch_size": 8, "filters": 8, "depth": 2},
-        instance_type="local_cpu",
-        instance_count=instances,
+        channels={name: str(path) for name, path in channel_folders(channels).items()},
+        hyperparameters=Hyperparameters(epochs=2, batch_size=8, filters=8, depth=2),
+        resources=TrainingResources(instance_type="local_cpu", instances=instances),
         base_job_name="earthseg-local",
     )
     return Path(run_training(None, spec, local_root=root).model_uri)

@@ -233,13 +233,7 @@ def test_no_docker_engine_says_to_start_one(tmp_path: Path) -> None:
     assert result.returncode != 0  # `make push` checks the engine first (scripts/ensure-docker.sh)
     assert f"DOCKER_HOST={nowhere} does not answer" in result.stderr
 
-    entry = [
-        str(REPO / ".venv" / "bin" / "python"),
-        "-m",
-        "earthseg.shipping.push",
-        "--flavor",
-        "cpu",
-    ]
+    entry = [str(REPO / ".venv" / "bin" / "earthseg"), "push", "--flavor", "cpu"]
     direct = subprocess.run(
         entry, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=ERROR_TIMEOUT_S
     )

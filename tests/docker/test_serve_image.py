@@ -20,13 +20,12 @@ import pytest
 import rasterio
 import requests
 from docker.errors import NotFound
-from docker.models.containers import Container
 from PIL import Image
 from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 
 from earthseg.cli import main as cli
-from earthseg.local.engine import free_port
+from earthseg.local.endpoint import ServeContainer
 from earthseg.serve.geo import MASK_NODATA
 from earthseg.serve.predictor import load_predictor
 from tests.docker.conftest import TrainedJob
@@ -43,15 +42,8 @@ NPY, JSON, TIFF, GEOJSON = (
 )
 
 
-class Server:
-    """A running serve container and the URL it answers on."""
-
-    def __init__(self, container: Container, port: int) -> None:
-        self.container = container
-        self.url = f"http://127.0.0.1:{port}"
-
-    def logs(self) -> str:
-        return self.container.logs().decode()
+class Server(ServeContainer):
+    """A serve container, as earthseg runs one, with what the tests ask of it."""
 
     def ping(self, timeout: float = 5.0) -> int | None:
         """The status /ping answers, or None: refused, or queued with no worker to take it."""
@@ -86,16 +78,7 @@ def start(
     client: docker.DockerClient, image: str, model: Path, env: dict[str, str] | None = None
 ) -> Server:
     """`docker run -v MODEL:/opt/ml/model IMAGE serve` on a free loopback port."""
-    port = free_port()
-    container = client.containers.run(
-        image,
-        ["serve"],
-        network_mode="host",
-        environment={"SAGEMAKER_BIND_TO_PORT": str(port), **(env or {})},
-        volumes={str(model): {"bind": "/opt/ml/model", "mode": "ro"}},
-        detach=True,
-    )
-    return Server(container, port)
+    return Server(image, model, environment=env, client=client).start()
 
 
 @contextmanager
@@ -107,9 +90,7 @@ def serving(
     workers: int | None = None,
 ) -> Iterator[Server]:
     """Run the image with `model` mounted and wait until every worker says it is ready."""
-    if workers is not None:
-        env = {**(env or {}), "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers)}
-    server = start(client, image, model, env)
+    server = Server(image, model, workers=workers, environment=env, client=client).start()
     try:
         expected = workers or int(re.search(r"(\d+) workers", wait_for(server, r"\d+ workers"))[1])
         wait_for(server, READY.pattern, count=expected)
