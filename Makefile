@@ -11,7 +11,7 @@ MODEL_DIR ?= $(DEMO_DIR)/run/model
 PORT ?= 8080
 IMAGES_JSON ?= build/images-$(FLAVOR).json
 
-.PHONY: help setup docker test lint format demo bench base-image build push serve-local clean
+.PHONY: help setup docker test test-quick lint format demo bench base-image build push serve-local clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ docker: ## install Debian's docker.io and docker-compose when missing, start doc
 test: setup ## run the whole suite, Docker tests included
 	scripts/ensure-docker.sh --registry || [ "$$CI" != "true" ]
 	$(BIN)/pytest -q
+
+test-quick: setup ## the quick loop: no Docker, no model trained in a subprocess (about two minutes)
+	$(BIN)/pytest -q -m "not docker and not slow"
 
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check src tests bench

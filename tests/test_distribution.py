@@ -152,16 +152,25 @@ def test_collectives_on_one_worker_answer_for_it_alone() -> None:
     assert distribution.same_on_all_workers(strategy, 7)
 
 
-def test_a_worker_whose_chief_is_gone_stops_waiting() -> None:
+def test_a_worker_waits_while_its_chief_answers_and_stops_once_it_is_gone() -> None:
     import socket
+    import threading
+    import time
 
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        port = server.getsockname()[1]
+    chief = socket.socket()
+    chief.bind(("127.0.0.1", 0))
+    chief.listen()
+    port = chief.getsockname()[1]
     cluster = distribution.Cluster(
         ("algo-1", "algo-2"), "algo-2", (f"127.0.0.1:{port}", "127.0.0.1:1")
     )
-    distribution.wait_for_chief_to_exit(cluster, timeout=30)  # returns at once: nobody listens
+    start = time.monotonic()
+    assert not distribution.wait_for_chief_to_exit(cluster, timeout=0.6)  # still answering
+    assert time.monotonic() - start >= 0.6
+    threading.Timer(0.5, chief.close).start()  # the chief's process ends half a second later
+    start = time.monotonic()
+    assert distribution.wait_for_chief_to_exit(cluster, timeout=30)
+    assert 0.5 <= time.monotonic() - start < 5
 
 
 def test_the_model_card_names_the_instances_it_was_trained_on() -> None:

@@ -27,6 +27,8 @@ from earthseg.train.distribution import PEER_TIMEOUT_ENV, TF_CONFIG_ENV
 from earthseg.train.metric_lines import METRIC_DEFINITIONS
 from tests.conftest import make_opt_ml
 
+pytestmark = pytest.mark.slow  # every test here trains in a subprocess
+
 EARTHSEG = Path(sys.executable).parent / "earthseg"
 SMALL = {"epochs": "2", "batch_size": "8", "filters": "8", "depth": "2", "patience": "5"}
 

@@ -13,7 +13,7 @@ import rasterio
 import yaml
 
 from earthseg.cli import main as cli
-from tests.test_pipeline import STAGES, small_run, stage_lines
+from tests.pipeline_runs import STAGES, small_run, stage_lines
 
 pytestmark = pytest.mark.docker
 

@@ -23,8 +23,8 @@ from earthseg.local.endpoint import local_endpoint
 from earthseg.train.metric_lines import METRIC_DEFINITIONS
 from tests.aws_emulator import Emulator
 from tests.docker.conftest import TrainedJob
+from tests.pipeline_runs import small_run, stage_lines
 from tests.runtime_front import RuntimeFront, runtime_front
-from tests.test_pipeline import small_run, stage_lines
 
 pytestmark = pytest.mark.docker
 

@@ -309,8 +309,9 @@ def weights_digest(weights: Sequence[np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def wait_for_chief_to_exit(cluster: Cluster, timeout: float = CHIEF_EXIT_TIMEOUT_S) -> None:
-    """Return once the chief's TensorFlow server stops answering (its process ended).
+def wait_for_chief_to_exit(cluster: Cluster, timeout: float = CHIEF_EXIT_TIMEOUT_S) -> bool:
+    """Wait until the chief's TensorFlow server stops answering (its process ended): True
+    then, False if it still answers after `timeout` seconds.
 
     A worker that ends before the chief would make Compose (SDK local mode) stop the
     chief, and make the chief log the lost peer; so the others end after it, as the
@@ -323,5 +324,6 @@ def wait_for_chief_to_exit(cluster: Cluster, timeout: float = CHIEF_EXIT_TIMEOUT
             with socket.create_connection((host, int(port)), timeout=POLL_S):
                 pass
         except OSError:
-            return
+            return True
         time.sleep(POLL_S)
+    return False

@@ -196,7 +196,12 @@ def train(environment: TrainingEnvironment) -> str:
         raise failure
     if cluster.is_chief:
         return outcome
-    distribution.wait_for_chief_to_exit(cluster)
+    if not distribution.wait_for_chief_to_exit(cluster):
+        print(
+            f"the chief {cluster.chief} still answers after "
+            f"{distribution.CHIEF_EXIT_TIMEOUT_S:.0f} s; this worker ends without waiting more",
+            flush=True,
+        )
     if chief_failed:
         raise TrainingFailure(
             f"the chief {cluster.chief} failed after training; its log and its "
