@@ -87,7 +87,7 @@ def main() -> None:
         shutil.rmtree(Path(work) / "dataset")
 
     floor = min(first_read, second_read)
-    tiles = manifest["totals"]["tiles"] + manifest["totals"]["dropped_tiles"]
+    tiles = manifest.totals.tiles + manifest.totals.dropped_tiles
     megabytes = decoded / 1e6
     print(
         f"{scenes} scenes of {args.size}x{args.size} px x 3 bands ({megabytes:.0f} MB decoded), "

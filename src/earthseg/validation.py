@@ -75,8 +75,8 @@ def validate(
 ) -> Model:
     """`model` from `values`, or an InputError.
 
-    One problem names its key as `source` and says what is allowed and the default;
-    several (a whole config file) are listed after `source` with `fix`.
+    One problem names its key as `source` and says what is allowed and the default; with
+    `source` (a whole config file), each problem is listed with its own fix, then `fix`.
     """
     try:
         return model.model_validate(values)
@@ -97,7 +97,7 @@ def input_error(
     if len(found) == 1 and source is None:
         name, problem, remedy = found[0]
         return InputError(name, problem, remedy)
-    listed = "; ".join(f"{name}: {problem}" for name, problem, _ in found)
+    listed = "; ".join(f"{name}: {problem} ({remedy})" for name, problem, remedy in found)
     return InputError(source or "options", listed, fix)
 
 
@@ -138,8 +138,8 @@ def _problem(item: Any, model: type[BaseModel], key: KeyName) -> tuple[str, str,
     if kind == "extra_forbidden":
         known = _siblings(model, location[:-1])
         close = difflib.get_close_matches(str(location[-1]), known, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        return name, f"is not an option{hint}", f"remove it or use one of: {', '.join(known)}"
+        hint = f"did you mean {close[0]}? " if close else ""
+        return name, "is not an option", f"{hint}The options are: {', '.join(known)}"
     if kind == "missing":
         return name, "is required", f"set {name}"
     context = item.get("ctx") or {}

@@ -3,17 +3,21 @@ until it settles.
 
 Following prints one line whenever the state changes, with the time since it started:
 readable on a terminal and in a CI log alike, unlike the SDK's full-screen panels. The
-poll goes through boto3 (`aws.call`), so missing credentials read the same everywhere.
+poll goes through boto3 (`earthseg.aws.session.call`), so missing credentials read the same
+everywhere.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
+from earthseg.aws.session import call
 from earthseg.errors import InputError
 
 POLL_S = 15.0  # DescribeTrainingJob & co. are throttled per account; jobs take minutes
@@ -72,36 +76,66 @@ def follow(
         ) from None
 
 
+@dataclass(frozen=True)
+class JobKind:
+    """A kind of SageMaker job as the API and the CLI name it."""
+
+    noun: str  # "training job"
+    api: str  # "training_job": describe_training_job, TrainingJobName, TrainingJobStatus
+    logs: str  # its CloudWatch log group
+
+    @property
+    def status_key(self) -> str:
+        return f"{_camel(self.api)}Status"
+
+    def describe(self, client: Any, name: str) -> dict[str, Any]:
+        return dict(call(client, f"describe_{self.api}", **{f"{_camel(self.api)}Name": name}))
+
+
+TRAINING_JOB = JobKind("training job", "training_job", "/aws/sagemaker/TrainingJobs")
+PROCESSING_JOB = JobKind("processing job", "processing_job", "/aws/sagemaker/ProcessingJobs")
+
+
 def follow_job(
-    describe: Describe,
-    status_key: str,
+    session: boto3.Session,
+    kind: JobKind,
+    name: str,
     state: Callable[[dict[str, Any]], str],
-    what: str,
-    stop_command: str,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Follow a job (`status_key`: its status field) until it ends; its last description."""
-    return follow(
-        describe,
+    """Follow job `name` until it ends; its last description if it completed, else an
+    InputError carrying SageMaker's reason (what the image wrote to its failure file) and,
+    for a job with checkpoints, how a new job resumes it."""
+    client = session.client("sagemaker")
+    what = f"{kind.noun} {name}"
+    stop = f"aws sagemaker stop-{kind.api.replace('_', '-')} --{kind.api.replace('_', '-')}-name"
+    job = follow(
+        lambda: kind.describe(client, name),
         state,
-        lambda job: job[status_key] in JOB_ENDED,
+        lambda job: job[kind.status_key] in JOB_ENDED,
         say,
         what,
-        f"follow it in the SageMaker console, or stop it: {stop_command}",
+        f"follow it in the SageMaker console, or stop it: {stop} {name}",
     )
-
-
-def failure_reason(job: dict[str, Any]) -> str:
-    """Why a job did not complete, as SageMaker says it (the image's failure file)."""
-    return str(
-        job.get("FailureReason")
-        or job.get("ExitMessage")
-        or job.get("SecondaryStatus")
-        or "no reason given"
-    )
+    status = job[kind.status_key]
+    if status != "Completed":
+        reason = job.get("FailureReason") or job.get("ExitMessage") or job.get("SecondaryStatus")
+        checkpoints = job.get("CheckpointConfig", {}).get("S3Uri")
+        resume = f"; a new job given --checkpoints {checkpoints} resumes it" if checkpoints else ""
+        raise InputError(
+            what,
+            f"ended {status}: {reason or 'no reason given'}",
+            "correct what the reason names and run it again; the full log is in CloudWatch "
+            f"({kind.logs}, streams {name}/algo-*){resume}",
+        )
+    return job
 
 
 def _clock(seconds: float) -> str:
     minutes, rest = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{rest:02d}"
+
+
+def _camel(snake: str) -> str:
+    return "".join(part.capitalize() for part in snake.split("_"))

@@ -21,7 +21,7 @@ from earthseg.aws.names import DEFAULT_NAME, PROCESSING_JOB, check_name
 from earthseg.aws.resources import ProcessingResources
 from earthseg.aws.role import execution_role
 from earthseg.aws.sdk import sdk_session
-from earthseg.aws.session import account_id, call
+from earthseg.aws.session import account_id
 from earthseg.contracts.processing import container_input, container_output
 from earthseg.errors import InputError
 from earthseg.preprocess.options import PreprocessOptions
@@ -120,20 +120,11 @@ def run_preprocess_job(
         f"processing job {job_name} (1 x {resources.instance_type}) with {image}: "
         f"{' '.join(arguments)}"
     )
-    client = session.client("sagemaker")
-    job = jobs.follow_job(
-        lambda: dict(call(client, "describe_processing_job", ProcessingJobName=job_name)),
-        "ProcessingJobStatus",
+    jobs.follow_job(
+        session,
+        jobs.PROCESSING_JOB,
+        job_name,
         lambda job: str(job["ProcessingJobStatus"]),
-        f"processing job {job_name}",
-        f"aws sagemaker stop-processing-job --processing-job-name {job_name}",
         say,
     )
-    if job["ProcessingJobStatus"] != "Completed":
-        raise InputError(
-            f"processing job {job_name}",
-            f"ended {job['ProcessingJobStatus']}: {jobs.failure_reason(job)}",
-            "correct what the reason names and run it again; the full log is in CloudWatch "
-            f"(/aws/sagemaker/ProcessingJobs, stream {job_name}/algo-1-*)",
-        )
     return PreprocessJobResult(job_name, out.folder)

@@ -86,7 +86,9 @@ class ProcessingResources(Options):
 class Serverless(Options):
     """A serverless variant: memory (1-6 GB in 1 GB steps) and concurrent invocations."""
 
-    memory_mb: Integer = Field(6144, description="serverless memory: 1024 to 6144 in 1024 steps")
+    memory_mb: Integer = Field(
+        6144, description="serverless memory in MB, 1024 to 6144 in steps of 1024"
+    )
     max_concurrency: Integer = Field(
         5, ge=1, le=200, description="serverless concurrent invocations"
     )

@@ -35,7 +35,7 @@ from earthseg.aws.names import DEFAULT_NAME, TRAINING_JOB, check_name
 from earthseg.aws.resources import TrainingResources
 from earthseg.aws.role import execution_role
 from earthseg.aws.sdk import sdk_session
-from earthseg.aws.session import account_id, call
+from earthseg.aws.session import account_id
 from earthseg.contracts.channels import check_channel_names
 from earthseg.contracts.opt_ml import CHECKPOINTS, in_container
 from earthseg.errors import InputError
@@ -204,29 +204,7 @@ def run_training(
         f"training job {name} ({resources.instances} x {resources.instance_type}"
         f"{', spot' if resources.spot else ''}) with {spec.image}"
     )
-    client = session.client("sagemaker")
-    job = jobs.follow_job(
-        lambda: dict(call(client, "describe_training_job", TrainingJobName=name)),
-        "TrainingJobStatus",
-        _training_state,
-        f"training job {name}",
-        f"aws sagemaker stop-training-job --training-job-name {name}",
-        say,
-    )
-    result = _result(job)
-    if job["TrainingJobStatus"] != "Completed":
-        raise InputError(
-            f"training job {name}",
-            f"ended {job['TrainingJobStatus']}: {jobs.failure_reason(job)}",
-            "correct what the reason names and train again; the full log is in CloudWatch "
-            f"(/aws/sagemaker/TrainingJobs, streams {name}/algo-*)"
-            + (
-                f"; a new job given --checkpoints {result.checkpoint_uri} resumes it"
-                if result.checkpoint_uri
-                else ""
-            ),
-        )
-    return result
+    return _result(jobs.follow_job(session, jobs.TRAINING_JOB, name, _training_state, say))
 
 
 def launch_training(

@@ -46,7 +46,7 @@ def add_model_options(
             flag(name, flags),
             dest=name,
             metavar=name.upper(),
-            help=f"{help_text}: {allowed(info)}{shown}",
+            help=f"{help_text}{_takes(info)}{shown}",
         )
 
 
@@ -118,6 +118,12 @@ def _flag_key(flags: Mapping[str, str] | None) -> Any:
         return " ".join([flag(str(location[0]), flags), *(str(part) for part in location[1:])])
 
     return key
+
+
+def _takes(field: Any) -> str:
+    """What a flag takes, unless it is any text."""
+    words = allowed(field)
+    return "" if words == "text" else f": {words}"
 
 
 def _shown(value: Any) -> str:

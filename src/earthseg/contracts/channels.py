@@ -13,9 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict
-
-from earthseg.contracts.documents import read_document, write_document
+from earthseg.contracts.documents import Record, read_document, write_document
 from earthseg.errors import InputError
 
 CHANNELS = ("train", "validation", "test")  # also the dataset's split names, in this order
@@ -30,20 +28,16 @@ CHANNEL_FIX = (
 REPREPROCESS = "re-run `earthseg preprocess` to rewrite the channel"
 
 
-class Shard(BaseModel):
+class Shard(Record):
     """One pair of shard files and how many tiles they hold."""
-
-    model_config = ConfigDict(frozen=True)
 
     images: str
     masks: str
     tiles: int
 
 
-class ChannelIndex(BaseModel):
+class ChannelIndex(Record):
     """`shards.json`: what a channel folder holds."""
-
-    model_config = ConfigDict(frozen=True)
 
     format: Literal["earthseg.shards/1"] = SHARDS_FORMAT
     tile_shape: tuple[int, int, int]  # rows, cols, bands

@@ -11,10 +11,8 @@ import json
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from earthseg.contracts.channels import TEST
-from earthseg.contracts.documents import locate, read_document, write_document
+from earthseg.contracts.documents import Record, locate, read_document, write_document
 from earthseg.errors import InputError
 
 MANIFEST = "manifest.json"
@@ -22,18 +20,14 @@ MANIFEST_FORMAT: Final = "earthseg.dataset/1"
 MANIFEST_FIX = "point at a dataset folder written by earthseg preprocess (it holds manifest.json)"
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class Window(_Record):
+class Window(Record):
     col_off: int
     row_off: int
     width: int
     height: int
 
 
-class Tile(_Record):
+class Tile(Record):
     """One tile: where it lies in its scene, what it holds, where it was packed."""
 
     id: str
@@ -48,17 +42,17 @@ class Tile(_Record):
     index: int
 
 
-class SceneImage(_Record):
+class SceneImage(Record):
     file: str
     sha256: str
 
 
-class SceneLabels(_Record):
+class SceneLabels(Record):
     files: list[str]  # a shapefile with its sidecars, or one file
     sha256: str
 
 
-class SceneInput(_Record):
+class SceneInput(Record):
     """One scene of the export: its files' digests, its split, how many tiles it gave."""
 
     scene: str
@@ -69,21 +63,21 @@ class SceneInput(_Record):
     dropped_tiles: int
 
 
-class Totals(_Record):
+class Totals(Record):
     scenes: int
     tiles: int
     dropped_tiles: int
     positive_fraction: float
 
 
-class SplitSummary(_Record):
+class SplitSummary(Record):
     scenes: int
     tiles: int
     positive_fraction: float
     shards: int
 
 
-class DatasetManifest(_Record):
+class DatasetManifest(Record):
     """`manifest.json` (format `earthseg.dataset/1`)."""
 
     format: Literal["earthseg.dataset/1"] = MANIFEST_FORMAT

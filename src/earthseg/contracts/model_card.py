@@ -16,9 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from earthseg.contracts.documents import locate, read_document, write_document
+from earthseg.contracts.documents import Record, locate, read_document, write_document
 
 SAVED_MODEL_DIR = "1"
 ONNX_FILE = "model.onnx"
@@ -27,11 +27,7 @@ MODEL_CARD_FORMAT: Final = "earthseg.model/1"
 RETRAIN = "point --model (or /opt/ml/model) at the folder or model.tar.gz `earthseg train` wrote"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class ModelInput(_Section):
+class ModelInput(Record):
     tile_size: tuple[int, int]  # rows, cols
     bands: int
     source_dtype: str  # the scenes' pixel type the model was trained on
@@ -39,24 +35,24 @@ class ModelInput(_Section):
     tensor_dtype: str = "float32"
 
 
-class Normalisation(_Section):
+class Normalisation(Record):
     scale: float
     offset: float = 0.0
     in_model: bool = True
     note: str = "feed raw pixel values as float32; the model multiplies by `scale`"
 
 
-class ModelOutput(_Section):
+class ModelOutput(Record):
     activation: str = "sigmoid"
     meaning: str = "probability of dust per pixel"
 
 
-class Architecture(_Section):
+class Architecture(Record):
     name: str = "unet"
     parameters: int
 
 
-class TrainingRecord(_Section):
+class TrainingRecord(Record):
     """Where and how the model was trained: the SageMaker hosts and the replicas on them."""
 
     hyperparameters: dict[str, Any]
@@ -66,11 +62,11 @@ class TrainingRecord(_Section):
     replicas: int
 
 
-class TrainingData(_Section):
+class TrainingData(Record):
     manifest_sha256: str | None  # the dataset manifest's digest (None: trained without one)
 
 
-class OnnxGraph(_Section):
+class OnnxGraph(Record):
     """The ONNX model's tensor names, and how closely it was checked against Keras."""
 
     input: str
@@ -79,7 +75,7 @@ class OnnxGraph(_Section):
     checked_tiles: int
 
 
-class ModelCard(_Section):
+class ModelCard(Record):
     """`earthseg.json` (format `earthseg.model/1`)."""
 
     format: Literal["earthseg.model/1"] = MODEL_CARD_FORMAT
