@@ -63,6 +63,7 @@ def test_a_cloud_run_says_what_it_lacks(
     error = capsys.readouterr().err
     for key in ("train.image", "deploy.image", "aws.s3", "aws.role"):
         assert key in error
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
 
 
 @pytest.fixture(scope="module")

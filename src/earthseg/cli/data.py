@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from earthseg.cli.options import (
     add_aws_options,
@@ -14,6 +14,9 @@ from earthseg.cli.options import (
     refuse_unless,
 )
 from earthseg.errors import InputError
+
+if TYPE_CHECKING:
+    from earthseg.preprocess.options import PreprocessOptions
 
 
 def add_commands(commands: Any) -> None:
@@ -107,13 +110,13 @@ def preprocess_export(args: argparse.Namespace) -> None:
     print(f"  manifest   {out / 'manifest.json'}")
 
 
-def _launch(args: argparse.Namespace, options: Any) -> None:
+def _launch(args: argparse.Namespace, options: PreprocessOptions) -> None:
     """`preprocess --processing`: the same command as a SageMaker Processing job."""
     from earthseg.aws.processing import run_preprocess_job
     from earthseg.aws.resources import ProcessingResources
 
-    needed = (("--image", args.image), ("--images", args.images), ("--labels", args.labels))
-    missing = [option for option, value in (*needed, ("--out", args.out)) if not value]
+    needed = {"--image": args.image, "--images": args.images, "--labels": args.labels}
+    missing = [option for option, value in {**needed, "--out": args.out}.items() if not value]
     if missing:
         raise InputError(
             ", ".join(missing),

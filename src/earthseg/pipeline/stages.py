@@ -30,6 +30,8 @@ def run_config(path: Path, local: bool, say: Callable[[str], None] = print) -> P
     """`earthseg pipeline --config PATH [--local]`: load the config, run (or resume) it on
     its backend; return the report's folder."""
     config = load_config(path)
+    if not local:
+        config.require_cloud()  # before anything is written
     folder = RunFolder(config.folder)
     backend: Backend
     if local:
