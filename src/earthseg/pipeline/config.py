@@ -48,31 +48,26 @@ class PreprocessConfig(PreprocessOptions, ProcessingResources):
         return shares
 
     def options(self) -> PreprocessOptions:
-        """The options as `build_dataset` and a Processing job take them."""
+        """The options alone, as `build_dataset` and a Processing job take them (and as
+        the dataset's fingerprint names them)."""
         return PreprocessOptions.model_validate(
             self.model_dump(include=set(PreprocessOptions.model_fields))
         )
 
 
 class TrainConfig(TrainingResources):
+    """The training job: its resources, image and hyperparameters."""
+
     image: str | None = None
     hyperparameters: Hyperparameters = Hyperparameters()
 
-    def resources(self) -> TrainingResources:
-        return TrainingResources.model_validate(
-            self.model_dump(include=set(TrainingResources.model_fields))
-        )
-
 
 class DeployConfig(EndpointOptions):
+    """The endpoint: what it runs on, its image and server, whether it outlives the run."""
+
     image: str | None = None
     workers: Integer | None = Field(None, ge=1)
     keep: bool = False
-
-    def endpoint(self) -> EndpointOptions:
-        return EndpointOptions.model_validate(
-            self.model_dump(include=set(EndpointOptions.model_fields))
-        )
 
 
 class InvokeConfig(Options):

@@ -93,7 +93,7 @@ class SageMakerBackend:
             image=self.images["train"],
             channels=dataset["channels"],
             hyperparameters=settings.hyperparameters,
-            resources=settings.resources(),
+            resources=settings,
             role=self.role,
             output_uri=str(self.root.child("jobs")),
             base_job_name=self.config.name,
@@ -130,7 +130,7 @@ class SageMakerBackend:
                 trained["model_uri"],
                 self.role,
                 name=self.config.name,
-                options=settings.endpoint(),
+                options=settings,
                 environment=server_environment(workers=settings.workers),
                 say=self.say,
             )
