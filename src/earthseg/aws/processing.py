@@ -70,10 +70,10 @@ def run_preprocess_job(
     out = s3.parse_s3_uri(out_uri, "--out")
     role = execution_role(role)
     account_id(session)  # missing or refused credentials fail here, readably
-    for name, uri in sources.items():
+    for folder, uri in sources.items():
         if not s3.has_objects(session, uri):
             raise InputError(
-                f"--{name}", f"{uri.folder} holds nothing", "give the export's S3 folder"
+                f"--{folder}", f"{uri.folder} holds nothing", "give the export's S3 folder"
             )
     s3.check_bucket(session, out, "--out")
     processor = Processor(
@@ -88,15 +88,15 @@ def run_preprocess_job(
     )
     inputs = [
         ProcessingInput(
-            input_name=name,
+            input_name=folder,
             s3_input=ProcessingS3Input(
                 s3_uri=uri.folder,
-                local_path=container_input(name),
+                local_path=container_input(folder),
                 s3_data_type="S3Prefix",
                 s3_input_mode="File",
             ),
         )
-        for name, uri in sources.items()
+        for folder, uri in sources.items()
     ]
     arguments = ["preprocess", *options.arguments()]
     output = ProcessingOutput(
