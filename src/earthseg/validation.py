@@ -81,24 +81,11 @@ def validate(
     try:
         return model.model_validate(values)
     except ValidationError as error:
-        raise input_error(error, model, key=key, source=source, fix=fix) from None
-
-
-def input_error(
-    error: ValidationError,
-    model: type[BaseModel],
-    *,
-    key: KeyName = dotted,
-    source: str | None = None,
-    fix: str = "correct these keys",
-) -> InputError:
-    """A pydantic ValidationError as the one error users see."""
-    found = [_problem(item, model, key) for item in error.errors()]
+        found = [_problem(item, model, key) for item in error.errors()]
     if len(found) == 1 and source is None:
-        name, problem, remedy = found[0]
-        return InputError(name, problem, remedy)
+        raise InputError(*found[0])
     listed = "; ".join(f"{name}: {problem} ({remedy})" for name, problem, remedy in found)
-    return InputError(source or "options", listed, fix)
+    raise InputError(source or "options", listed, fix)
 
 
 def allowed(field: FieldInfo) -> str:
