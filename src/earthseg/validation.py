@@ -151,26 +151,25 @@ def _problem(item: Any, model: type[BaseModel], key: KeyName) -> tuple[str, str,
 
 def _field(model: type[BaseModel], location: Location) -> FieldInfo | None:
     """The field a location points at, through nested models."""
-    current: Any = model
-    field = None
-    for part in location:
-        fields = getattr(current, "model_fields", None)
-        if not isinstance(part, str) or fields is None or part not in fields:
-            return None
-        field = fields[part]
-        current = _model_in(field.annotation)
-    return field
+    parent = _model_at(model, location[:-1])
+    name = location[-1] if location else None
+    return parent.model_fields.get(name) if parent and isinstance(name, str) else None
 
 
 def _siblings(model: type[BaseModel], location: Location) -> list[str]:
     """The field names of the model at `location` (the root for an empty one)."""
-    current: Any = model
+    parent = _model_at(model, location)
+    return list(parent.model_fields) if parent else []
+
+
+def _model_at(model: type[BaseModel], location: Location) -> type[BaseModel] | None:
+    """The (nested) model a location leads to, if it leads to one."""
+    current: type[BaseModel] | None = model
     for part in location:
-        fields = getattr(current, "model_fields", {})
-        if part not in fields:
-            return []
-        current = _model_in(fields[part].annotation)
-    return list(getattr(current, "model_fields", {}))
+        if current is None or not isinstance(part, str) or part not in current.model_fields:
+            return None
+        current = _model_in(current.model_fields[part].annotation)
+    return current
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

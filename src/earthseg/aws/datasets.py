@@ -42,15 +42,21 @@ def default_location(root: s3.S3Uri, name: str, folder: Path) -> s3.S3Uri:
 
 
 def upload(
-    session: boto3.Session, folder: Path, to: str | None = None, say: Callable[[str], None] = print
+    session: boto3.Session,
+    folder: Path,
+    to: str | None = None,
+    say: Callable[[str], None] = print,
+    *,
+    root: s3.S3Uri | None = None,
+    name: str = DEFAULT_NAME,
 ) -> UploadedDataset:
     """`earthseg upload`: the dataset to `to` (its bucket checked), or to its default
-    location in the SageMaker default bucket."""
+    location for `name` under `root` (default: the SageMaker default bucket)."""
     if to:
         destination = s3.parse_s3_uri(to, "--to")
         s3.check_bucket(session, destination, "--to")
     else:
-        destination = default_location(s3.default_bucket(session), DEFAULT_NAME, folder)
+        destination = default_location(root or s3.default_bucket(session), name, folder)
     say(f"uploading {folder} to {destination.folder}")
     return upload_dataset(session, folder, destination, say)
 

@@ -227,9 +227,7 @@ def launch_training(
     if s3.is_s3_uri(data):
         channels = datasets.s3_channels(session, s3.parse_s3_uri(data, "--data"))
     else:
-        destination = datasets.default_location(root, name, Path(data))
-        say(f"uploading {data} to {destination.folder}")
-        channels = datasets.upload_dataset(session, Path(data), destination, say).channels
+        channels = datasets.upload(session, Path(data), say=say, root=root, name=name).channels
     spec = TrainingSpec(
         image=image,
         channels=channels,

@@ -50,21 +50,17 @@ def add_model_options(
         )
 
 
-def given(args: argparse.Namespace, fields: Iterable[str]) -> dict[str, Any]:
-    """The fields whose flags were given (the others keep the model's defaults)."""
-    return {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
-
-
 def model_from_args(
     args: argparse.Namespace,
     model: type[Model],
     fields: Iterable[str] | None = None,
     flags: Mapping[str, str] | None = None,
-    **values: Any,
 ) -> Model:
-    """`model` from the flags given (and `values`), or an InputError naming the flag."""
-    names = list(fields or model.model_fields)
-    return validate(model, {**given(args, names), **values}, key=_flag_key(flags))
+    """`model` from the flags given (the others keep the model's defaults), or an
+    InputError naming the flag."""
+    names = fields or model.model_fields
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return validate(model, given, key=_flag_key(flags))
 
 
 def given_options(args: argparse.Namespace, group: argparse._ArgumentGroup) -> list[str]:
