@@ -19,7 +19,7 @@ help: ## list the targets
 setup: $(INSTALLED) ## virtual environment in .venv with the pinned package and dev tools
 
 $(INSTALLED): pyproject.toml constraints.txt
-	scripts/setup-venv.sh $(PYTHON) $(VENV) 'preprocess,train,tf-cpu,serve,ort-cpu,aws,dev'
+	scripts/setup-venv.sh $(PYTHON) $(VENV) 'imagery,preprocess,train,tf-cpu,serve,ort-cpu,aws,dev'
 	touch $@
 
 docker: ## install Debian's docker.io and docker-compose when missing, start dockerd when none answers
@@ -27,9 +27,11 @@ docker: ## install Debian's docker.io and docker-compose when missing, start doc
 
 test: setup ## run the whole suite, Docker tests included
 	scripts/ensure-docker.sh --registry || [ "$$CI" != "true" ]
+	scripts/ensure-mapserver.sh || [ "$$CI" != "true" ]
 	$(BIN)/pytest -q
 
 test-quick: setup ## the quick loop: no Docker, no model trained in a subprocess (about two minutes)
+	scripts/ensure-mapserver.sh || [ "$$CI" != "true" ]
 	$(BIN)/pytest -q -m "not docker and not slow"
 
 lint: setup ## ruff and mypy

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 # moto in server mode as AWS (the `emulator` and `aws_env` fixtures).
-pytest_plugins = ["tests.aws_emulator"]
+pytest_plugins = ["tests.aws_emulator", "tests.wms"]
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "real"

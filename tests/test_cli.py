@@ -17,6 +17,7 @@ def test_help_lists_every_subcommand_with_its_purpose() -> None:
         action for action in build_parser()._actions if action.dest == "command"
     )._choices_actions
     assert {c.dest for c in commands} == {
+        "fetch",
         "sample",
         "rasterize",
         "preprocess",

@@ -131,7 +131,8 @@ def resolve_root(session: boto3.Session, uri: str | None, source: str) -> S3Uri:
 
 def upload_folder(session: boto3.Session, folder: Path, s3_uri: str) -> str:
     """Upload every file under `folder` to `s3_uri` (keys keep the relative paths);
-    return the destination as a folder URI ("s3://bucket/prefix/").
+    return the destination as a folder URI ("s3://bucket/prefix/"). A file (an export's
+    zip) goes into the destination folder by its name.
 
     A progress bar counts bytes (on a terminal, not in CI). An empty or missing folder
     is an error rather than an empty channel.
@@ -139,6 +140,8 @@ def upload_folder(session: boto3.Session, folder: Path, s3_uri: str) -> str:
     destination = parse_s3_uri(s3_uri, "upload destination")
     folder = Path(folder)
     files = sorted(path for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else []
+    if folder.is_file():
+        files, folder = [folder], folder.parent
     if not files:
         problem = "holds no files" if folder.is_dir() else "is not a folder"
         raise InputError(

@@ -13,11 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from earthseg import __version__
-from earthseg.cli import data, pipeline, push, sagemaker, serving, training
+from earthseg.cli import data, imagery, pipeline, push, sagemaker, serving, training
 from earthseg.errors import InputError
 
 EXIT_BAD_INPUT = 2
-GROUPS = (data, training, serving, sagemaker, pipeline, push)
+GROUPS = (imagery, data, training, serving, sagemaker, pipeline, push)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from earthseg.contracts.documents import Record, read_document, write_document
+from earthseg.contracts.imagery import ImagerySource
 from earthseg.errors import InputError
 
 CHANNELS = ("train", "validation", "test")  # also the dataset's split names, in this order
@@ -47,6 +48,7 @@ class ChannelIndex(Record):
     positive_fraction: float
     shards: list[Shard]
     manifest_sha256: str | None = None  # the dataset manifest's digest, once written
+    imagery: tuple[ImagerySource, ...] = ()  # where fetched scenes came from, for the model card
 
 
 def write_channel_index(folder: Path, index: ChannelIndex) -> Path:

@@ -13,6 +13,7 @@ from typing import Any, Final, Literal
 
 from earthseg.contracts.channels import TEST
 from earthseg.contracts.documents import Record, locate, read_document, write_document
+from earthseg.contracts.imagery import ImagerySource, WmsRequest
 from earthseg.errors import InputError
 
 MANIFEST = "manifest.json"
@@ -53,7 +54,8 @@ class SceneLabels(Record):
 
 
 class SceneInput(Record):
-    """One scene of the export: its files' digests, its split, how many tiles it gave."""
+    """One scene of the export: its files' digests, its split, how many tiles it gave,
+    and for a fetched scene the request that fetched it."""
 
     scene: str
     image: SceneImage
@@ -61,6 +63,7 @@ class SceneInput(Record):
     split: str
     tiles: int
     dropped_tiles: int
+    imagery: WmsRequest | None = None
 
 
 class Totals(Record):
@@ -92,6 +95,7 @@ class DatasetManifest(Record):
     splits: dict[str, SplitSummary]
     inputs: list[SceneInput]
     tiles: list[Tile]
+    imagery: tuple[ImagerySource, ...] = ()  # summary of the fetched scenes' sources
 
     def scenes(self, split: str) -> list[SceneInput]:
         """The scenes the split holds, in the manifest's order."""

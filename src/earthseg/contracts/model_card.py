@@ -19,6 +19,7 @@ from typing import Any, Final, Literal
 from pydantic import Field
 
 from earthseg.contracts.documents import Record, locate, read_document, write_document
+from earthseg.contracts.imagery import ImagerySource
 
 SAVED_MODEL_DIR = "1"
 ONNX_FILE = "model.onnx"
@@ -64,6 +65,7 @@ class TrainingRecord(Record):
 
 class TrainingData(Record):
     manifest_sha256: str | None  # the dataset manifest's digest (None: trained without one)
+    imagery: tuple[ImagerySource, ...] = ()  # where fetched scenes came from (earthseg fetch)
 
 
 class OnnxGraph(Record):

@@ -22,14 +22,30 @@ from earthseg.aws.resources import EndpointOptions, ProcessingResources, Trainin
 from earthseg.aws.role import ROLE_ENV
 from earthseg.contracts.serving import DEFAULT_MAX_PAYLOAD_MB
 from earthseg.errors import InputError
+from earthseg.imagery.options import FetchOptions, TransferOptions
 from earthseg.preprocess.options import PreprocessOptions
 from earthseg.train.hyperparameters import Hyperparameters
 from earthseg.validation import Integer, Number, Options, invalid, validate
 
 
 class ExportConfig(Options):
-    images: Path
+    """The ImageLabeler export; without `images`, the scenes are fetched (`imagery`)."""
+
     labels: Path
+    images: Path | None = None
+
+
+class ImageryConfig(FetchOptions, TransferOptions):
+    """`earthseg fetch`'s options, for a run whose export has no images."""
+
+    def options(self) -> FetchOptions:
+        """What decides the fetched pixels (the transfer options only change the speed)."""
+        return FetchOptions.model_validate(self.model_dump(include=set(FetchOptions.model_fields)))
+
+    def transfer(self) -> TransferOptions:
+        return TransferOptions.model_validate(
+            self.model_dump(include=set(TransferOptions.model_fields))
+        )
 
 
 class PreprocessConfig(PreprocessOptions, ProcessingResources):
@@ -92,6 +108,7 @@ class RunConfig(Options):
     name: str
     run_dir: Path | None = None
     export: ExportConfig
+    imagery: ImageryConfig = ImageryConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     train: TrainConfig = TrainConfig()
     deploy: DeployConfig = DeployConfig()
@@ -155,6 +172,9 @@ def load_config(path: Path) -> RunConfig:
         RunConfig, raw, source=str(path), fix="correct these keys (run.yaml lists them)"
     )
     base = path.resolve().parent
-    export = ExportConfig(images=base / config.export.images, labels=base / config.export.labels)
+    images = config.export.images
+    export = ExportConfig(
+        labels=base / config.export.labels, images=base / images if images else None
+    )
     run_dir = base / config.run_dir if config.run_dir else base / config.folder
     return config.model_copy(update={"export": export, "run_dir": run_dir})

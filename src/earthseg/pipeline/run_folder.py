@@ -100,6 +100,10 @@ class RunLayout:
     root: Path
 
     @property
+    def imagery(self) -> Path:
+        return self.root / "imagery"
+
+    @property
     def dataset(self) -> Path:
         return self.root / "dataset"
 

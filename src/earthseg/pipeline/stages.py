@@ -1,6 +1,6 @@
 """`earthseg pipeline`: an ImageLabeler export to predictions and a report, in one run.
 
-preprocess -> train -> deploy -> invoke -> report, either on SageMaker (a Processing or
+[fetch ->] preprocess -> train -> deploy -> invoke -> report, either on SageMaker (a Processing or
 local preprocessing, a training job, an endpoint, sagemaker-runtime) or `--local` with
 the same images in local containers (earthseg.pipeline.backends.local). Both backends share
 this sequence, the run folder and its resume rule (earthseg.pipeline.run_folder): finished
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from earthseg.atomic import atomic_file
+from earthseg.contracts.imagery import IMAGES, LABELS
 from earthseg.contracts.manifest import MANIFEST, read_manifest
 from earthseg.contracts.model_card import MODEL_CARD, read_model_card
 from earthseg.errors import InputError
@@ -67,13 +68,26 @@ def run_pipeline(
         say(f"{name}: finished ({_summary(outputs)})")
         return stage_digest, outputs
 
+    if config.export.images is None:
+        fetch_digest, _ = stage(
+            "fetch",
+            [
+                export_fingerprint(config.export.labels),
+                config.imagery.options().model_dump(mode="json"),
+            ],
+            lambda _: fetch_scenes(config, layout.imagery, say),
+        )
+        images, labels = layout.imagery / IMAGES, layout.imagery / LABELS
+    else:
+        fetch_digest, images, labels = None, config.export.images, config.export.labels
     prep_digest, dataset = stage(
         "preprocess",
         [
-            export_fingerprint(config.export.images, config.export.labels),
+            *([fetch_digest] if fetch_digest else []),
+            export_fingerprint(images, labels),
             config.preprocess.model_dump(mode="json"),
         ],
-        lambda _: backend.preprocess(layout.dataset),
+        lambda _: backend.preprocess(images, labels, layout.dataset),
     )
 
     def train(_: str) -> dict[str, Any]:
@@ -85,7 +99,7 @@ def run_pipeline(
         [prep_digest, backend.images.get("train"), config.train.model_dump(mode="json")],
         train,
     )
-    scenes = test_scenes(layout.dataset, config.export.images)
+    scenes = test_scenes(layout.dataset, images)
     invoke_depends = [
         train_digest,
         backend.images.get("serve"),
@@ -100,7 +114,7 @@ def run_pipeline(
             )
 
     invoke_digest, _ = stage("invoke", invoke_depends, invoke)
-    stage("report", [invoke_digest], lambda _: _report(config, layout))
+    stage("report", [invoke_digest], lambda _: _report(config, layout, images, labels))
     return layout.report
 
 
@@ -110,14 +124,28 @@ def test_scenes(dataset: Path, images: Path) -> list[Path]:
     return [images / scene.image.file for scene in manifest.test_scenes(dataset / MANIFEST)]
 
 
-def export_fingerprint(*folders: Path) -> list[tuple[str, int, int]]:
-    """Name, size and modification time of every file of the export: an edited label or
-    an added scene redoes preprocessing, as it would make redo a target."""
+def fetch_scenes(config: RunConfig, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    """`earthseg fetch` on this machine, whatever the backend: it needs the network, not
+    a container."""
+    from earthseg.imagery.fetch import fetch_export
+
+    record = fetch_export(
+        config.export.labels, out, config.imagery.options(), config.imagery.transfer(), say
+    )
+    return {"imagery": str(out), "scenes": len(record.scenes), "left out": len(record.skipped)}
+
+
+def export_fingerprint(*locations: Path) -> list[tuple[str, int, int]]:
+    """Name, size and modification time of every file of the export (folders, or a
+    download-all zip): an edited label or an added scene redoes preprocessing, as it
+    would make redo a target."""
     entries = []
-    for folder in folders:
-        if not folder.is_dir():
-            raise InputError(folder, "is not a folder", "correct export.images / export.labels")
-        for path in sorted(folder.rglob("*")):
+    for location in locations:
+        if not location.exists():
+            raise InputError(
+                location, "does not exist", "correct export.labels / export.images in the config"
+            )
+        for path in sorted(location.rglob("*")) if location.is_dir() else [location]:
             if path.is_file():
                 status = path.stat()
                 entries.append((str(path), status.st_size, status.st_mtime_ns))
@@ -149,14 +177,14 @@ def predict_scenes(
     return {"scenes": len(scenes), "predictions": str(out)}
 
 
-def _report(config: RunConfig, layout: RunLayout) -> dict[str, Any]:
+def _report(config: RunConfig, layout: RunLayout, images: Path, labels: Path) -> dict[str, Any]:
     from earthseg.report import write_report
 
     summary = write_report(
         layout.report,
         manifest=layout.dataset / MANIFEST,
-        images=config.export.images,
-        labels=config.export.labels,
+        images=images,
+        labels=labels,
         predictions=layout.predictions,
         model_card=layout.model / MODEL_CARD,
         training_metrics=layout.training / "metrics.json",

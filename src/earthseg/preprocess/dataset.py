@@ -25,6 +25,7 @@ from tqdm import tqdm
 from earthseg import __version__
 from earthseg.atomic import PARTIAL_PREFIX, atomic_dir
 from earthseg.contracts.channels import CHANNELS, ChannelIndex, write_channel_index
+from earthseg.contracts.imagery import WmsRequest, request_from_tags, summarise
 from earthseg.contracts.manifest import (
     MANIFEST,
     DatasetManifest,
@@ -35,7 +36,8 @@ from earthseg.contracts.manifest import (
     write_manifest,
 )
 from earthseg.errors import InputError
-from earthseg.preprocess.labels import label_files, labels_for_scene
+from earthseg.imagery.exports import LabelSet, open_export
+from earthseg.preprocess.labels import labels_for_scene
 from earthseg.preprocess.options import PreprocessOptions
 from earthseg.preprocess.pairing import Pair, pair_by_stem
 from earthseg.preprocess.rasterize import burn
@@ -62,15 +64,26 @@ def build_dataset(
     Input digests are computed on one background thread and shards written on another
     while the main thread decodes, so the stage costs little more than reading the scenes.
     """
-    options = options or PreprocessOptions()
-    out = Path(out)
-    pairs = pair_by_stem(Path(images), Path(labels))
+    with open_export(Path(labels)) as label_sets:  # a download-all zip lives this long
+        return _build(Path(images), label_sets, Path(out), options or PreprocessOptions())
+
+
+def _build(
+    images: Path, label_sets: list[LabelSet], out: Path, options: PreprocessOptions
+) -> DatasetManifest:
+    pairs = pair_by_stem(images, label_sets)
     scenes = [describe_scene(pair.image) for pair in pairs]
     check_consistent(scenes)
     # Every check that can fail on input runs before the first tile is cut.
     tile_counts = [_tile_count(scene, options) for scene in scenes]
     polygons = [
-        labels_for_scene(pair.labels, scene.crs, scene.bounds, pair.image)
+        labels_for_scene(
+            pair.labels.path,
+            scene.crs,
+            scene.bounds,
+            pair.image,
+            assume_wgs84=pair.labels.name is not None,
+        )
         for pair, scene in zip(pairs, scenes, strict=True)
     ]
     with ThreadPoolExecutor(1, thread_name_prefix="earthseg-digest") as digester:
@@ -113,7 +126,9 @@ def build_dataset(
             manifest = _manifest(fingerprint, options, scenes[0], inputs, channels, tiles)
             manifest_sha256 = file_digest(write_manifest(partial, manifest))
             for name, channel in channels.items():
-                identified = channel.model_copy(update={"manifest_sha256": manifest_sha256})
+                identified = channel.model_copy(
+                    update={"manifest_sha256": manifest_sha256, "imagery": manifest.imagery}
+                )
                 write_channel_index(partial / name, identified)
     return manifest
 
@@ -152,11 +167,15 @@ def _fingerprint(inputs: list[dict[str, Any]], options: PreprocessOptions) -> st
 
 
 def _input_record(pair: Pair) -> dict[str, Any]:
-    files = label_files(pair.labels)
+    """A scene's digests and, for a fetched scene, the request in its tags."""
+    files = pair.labels.files()
+    with rasterio.open(pair.image) as dataset:
+        request = request_from_tags(dataset.tags())
     return {
         "scene": pair.stem,
         "image": {"file": pair.image.name, "sha256": file_digest(pair.image)},
         "labels": {"files": sorted(f.name for f in files), "sha256": files_digest(files)},
+        **({"imagery": request.model_dump(mode="json")} if request else {}),
     }
 
 
@@ -288,5 +307,8 @@ def _manifest(
             },
             "inputs": inputs,
             "tiles": tiles,
+            "imagery": summarise(
+                [WmsRequest.model_validate(r["imagery"]) for r in inputs if "imagery" in r]
+            ),
         }
     )

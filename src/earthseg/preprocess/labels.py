@@ -1,8 +1,9 @@
 """Vector labels from an ImageLabeler export: read, check, repair, reproject to a scene.
 
-Labels arrive as .shp (with sidecars), zipped .shp, .geojson or .gpkg, in any CRS. What
-leaves this module is a list of valid polygons in the scene's CRS, or an `InputError`
-that names the file and the fix.
+Labels arrive as .shp (with sidecars), zipped .shp, .geojson or .gpkg, in any CRS (an
+ImageLabeler shapefile without .prj: WGS84 longitude/latitude). What leaves this module
+is a list of valid polygons in the scene's CRS, or an `InputError` that names the file
+and the fix.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 LABEL_SUFFIXES = (".shp", ".zip", ".geojson", ".json", ".gpkg")
 SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg")
 FORMATS_HINT = ".shp with its .shx/.dbf/.prj sidecars, a .zip of those, .geojson or .gpkg"
+WGS84 = "EPSG:4326"
 
 
 def label_files(path: Path) -> list[Path]:
@@ -35,8 +37,13 @@ def label_files(path: Path) -> list[Path]:
     return [path, *(p for p in sidecars if p.exists())]
 
 
-def read_labels(path: Path) -> gpd.GeoSeries:
-    """Read the geometries of a label file, refusing what cannot be georeferenced."""
+def read_labels(path: Path, assume_wgs84: bool = False) -> gpd.GeoSeries:
+    """Read the geometries of a label file, refusing what cannot be georeferenced.
+
+    `assume_wgs84` is for ImageLabeler's exports, whose shapefiles are drawn in longitude
+    and latitude but sometimes come without a .prj: such a file is read as EPSG:4326 if its
+    coordinates can be longitude and latitude.
+    """
     path = Path(path)
     try:
         layers = pyogrio.list_layers(path)
@@ -53,13 +60,27 @@ def read_labels(path: Path) -> gpd.GeoSeries:
             path, f"cannot be read as vector labels ({error})", f"export it again as {FORMATS_HINT}"
         ) from error
     if frame.crs is None:
-        raise InputError(
+        if not (assume_wgs84 and _lon_lat(frame.geometry)):
+            raise InputError(
+                path,
+                "has no coordinate reference system (for a shapefile: the .prj sidecar is missing)",
+                "copy the .prj that came with the export beside it, or assign the CRS the "
+                "polygons were drawn in (e.g. `ogr2ogr -a_srs EPSG:4326 fixed.shp labels.shp`)",
+            )
+        log.warning(
+            "%s: no .prj beside it; read as EPSG:4326 longitude/latitude, as ImageLabeler draws",
             path,
-            "has no coordinate reference system (for a shapefile: the .prj sidecar is missing)",
-            "copy the .prj that came with the export beside it, or assign the CRS the "
-            "polygons were drawn in (e.g. `ogr2ogr -a_srs EPSG:4326 fixed.shp labels.shp`)",
         )
+        frame = frame.set_crs(WGS84)
     return frame.geometry
+
+
+def _lon_lat(geometries: gpd.GeoSeries) -> bool:
+    """Whether every coordinate can be a longitude and a latitude (an empty set can)."""
+    west, south, east, north = geometries.total_bounds
+    if np.isnan(west):
+        return True
+    return bool(-180 <= west <= east <= 180 and -90 <= south <= north <= 90)
 
 
 def clean_polygons(geometries: gpd.GeoSeries, source: Path) -> gpd.GeoSeries:
@@ -105,10 +126,15 @@ def _polygonal_part(geometry: BaseGeometry) -> BaseGeometry:
 
 
 def labels_for_scene(
-    path: Path, scene_crs: CRS, scene_bounds: tuple[float, float, float, float], scene: Path
+    path: Path,
+    scene_crs: CRS,
+    scene_bounds: tuple[float, float, float, float],
+    scene: Path,
+    assume_wgs84: bool = False,
 ) -> np.ndarray:
-    """Polygons of `path` in the scene's CRS that overlap the scene, as a shapely array."""
-    polygons = clean_polygons(read_labels(path), path).to_crs(scene_crs)
+    """Polygons of `path` in the scene's CRS that overlap the scene, as a shapely array
+    (`assume_wgs84`: as `read_labels`)."""
+    polygons = clean_polygons(read_labels(path, assume_wgs84), path).to_crs(scene_crs)
     overlapping = polygons.intersects(shapely.box(*scene_bounds))
     if not overlapping.any():
         found = ", ".join(f"{v:.6g}" for v in polygons.total_bounds)

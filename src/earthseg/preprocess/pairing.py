@@ -1,4 +1,4 @@
-"""Pair scenes with their label files by file stem, as ImageLabeler names them."""
+"""Pair scenes with their label sets by stem, as ImageLabeler names them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from earthseg.errors import InputError
-from earthseg.preprocess.labels import LABEL_SUFFIXES
+from earthseg.imagery.exports import LabelSet
 from earthseg.preprocess.scenes import SCENE_SUFFIXES
 
 
@@ -16,7 +16,7 @@ class Pair:
 
     stem: str
     image: Path
-    labels: Path
+    labels: LabelSet
 
 
 def files_by_stem(folder: Path, suffixes: tuple[str, ...], option: str) -> dict[str, Path]:
@@ -38,22 +38,23 @@ def files_by_stem(folder: Path, suffixes: tuple[str, ...], option: str) -> dict[
     return {stem: paths[0] for stem, paths in found.items()}
 
 
-def pair_by_stem(images: Path, labels: Path) -> list[Pair]:
-    """Every scene with its labels, sorted by stem; any scene or label file alone is an error."""
+def pair_by_stem(images: Path, labels: list[LabelSet]) -> list[Pair]:
+    """Every scene in `images` with its label set (from `open_export`), sorted by stem; any
+    scene or label set alone is an error."""
     scenes = files_by_stem(Path(images), SCENE_SUFFIXES, "--images")
-    label_sets = files_by_stem(Path(labels), LABEL_SUFFIXES, "--labels")
+    label_sets = {label_set.stem: label_set for label_set in labels}
     unlabelled = sorted(scenes.keys() - label_sets.keys())
     if unlabelled:
         raise InputError(
             images,
-            f"{len(unlabelled)} scenes have no label file in {labels}: {', '.join(unlabelled)}",
+            f"{len(unlabelled)} scenes have no label file in the export: {', '.join(unlabelled)}",
             "export their labels with the same file stem, or move those scenes out",
         )
     orphans = sorted(label_sets.keys() - scenes.keys())
     if orphans:
         raise InputError(
-            labels,
-            f"{len(orphans)} label files have no scene in {images}: {', '.join(orphans)}",
+            images,
+            f"{len(orphans)} label files have no scene in this folder: {', '.join(orphans)}",
             "add the scenes with the same file stem, or move those labels out",
         )
     return [Pair(stem, scenes[stem], label_sets[stem]) for stem in sorted(scenes)]

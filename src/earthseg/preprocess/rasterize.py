@@ -10,6 +10,7 @@ import rasterio.features
 from affine import Affine
 
 from earthseg.atomic import atomic_file
+from earthseg.imagery.names import parse_event_name
 from earthseg.preprocess.labels import labels_for_scene
 from earthseg.preprocess.scenes import describe_scene
 
@@ -39,7 +40,8 @@ def burn(
 def rasterize_file(image: Path, labels: Path, out: Path, all_touched: bool = False) -> np.ndarray:
     """Write the labels of `image` as a mask GeoTIFF on the image's grid; return the mask."""
     scene = describe_scene(image)
-    polygons = labels_for_scene(labels, scene.crs, scene.bounds, image)
+    imagelabeler = parse_event_name(Path(labels).stem) is not None  # a .prj-less export's file
+    polygons = labels_for_scene(labels, scene.crs, scene.bounds, image, assume_wgs84=imagelabeler)
     with rasterio.open(image) as dataset:
         mask = burn(polygons, (dataset.height, dataset.width), dataset.transform, all_touched)
         profile = {

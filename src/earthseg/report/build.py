@@ -20,6 +20,7 @@ from earthseg.atomic import PARTIAL_PREFIX, atomic_dir
 from earthseg.contracts.manifest import file_digest, read_manifest
 from earthseg.contracts.model_card import ONNX_FILE, read_model_card
 from earthseg.errors import InputError
+from earthseg.imagery.exports import open_export
 from earthseg.report import layout
 from earthseg.report.content import ReportFacts, report_blocks
 from earthseg.report.document import to_html, to_markdown
@@ -83,12 +84,15 @@ def write_report(
     _check_out_dir(out_dir)
     dataset = read_manifest(manifest, MANIFEST_FIX)
     card = read_model_card(model_card, CARD_FIX)
-    scenes = find_test_scenes(dataset, manifest, Path(images), Path(labels), Path(predictions))
     check_training_files(training_metrics, history_csv, training_figures)
     onnx = model_card.parent / ONNX_FILE
     threshold = card.threshold
 
-    with atomic_dir(out_dir, last=layout.REPORT_MD, replace=True) as partial:
+    with (
+        open_export(Path(labels)) as label_sets,
+        atomic_dir(out_dir, last=layout.REPORT_MD, replace=True) as partial,
+    ):
+        scenes = find_test_scenes(dataset, manifest, Path(images), label_sets, Path(predictions))
         scores: dict[str, Confusion] = {}
         figures: dict[str, Path] = {}
         with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
@@ -126,7 +130,9 @@ def write_report(
 
 def _report_scene(scene: SceneFiles, threshold: float, folder: Path) -> Confusion:
     """Score one test scene, draw its figure and bring its predictions into `folder`."""
-    grid, polygons = scene_labels(scene.image, scene.labels)
+    grid, polygons = scene_labels(
+        scene.image, scene.labels.path, assume_wgs84=scene.labels.name is not None
+    )
     confusion = score_mask(scene.mask, polygons, grid, scene.image.name)
     iou, f1 = format_ratio(confusion.iou), format_ratio(confusion.f1)
     title = f"{scene.stem}\nIoU {iou}   F1 {f1}"

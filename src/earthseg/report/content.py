@@ -218,6 +218,7 @@ def _provenance(facts: ReportFacts) -> list[Block]:
                 ("Dataset manifest ", Code(facts.manifest_name), " ", Code(facts.manifest_digest)),
                 (f"{trained_on}.",),
                 ("Dataset fingerprint ", Code(manifest.fingerprint)),
+                *_imagery(manifest),
                 tuple(model),
             )
         ),
@@ -228,6 +229,21 @@ def _provenance(facts: ReportFacts) -> list[Block]:
                 for name, split in manifest.splits.items()
             ),
         ),
+    ]
+
+
+def _imagery(manifest: DatasetManifest) -> list[tuple[Inline, ...]]:
+    """Where the scenes were fetched from (earthseg fetch), one line per source."""
+    return [
+        (
+            "Imagery fetched: ",
+            Code(", ".join(source.layers)),
+            " from ",
+            Code(source.url),
+            f" at {source.resolution} per pixel, {source.scenes} scene"
+            f"{'s' if source.scenes > 1 else ''} dated {source.first_date} to {source.last_date}",
+        )
+        for source in manifest.imagery
     ]
 
 

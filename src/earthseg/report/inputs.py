@@ -12,7 +12,8 @@ import numpy as np
 
 from earthseg.contracts.manifest import DatasetManifest, SceneInput, file_digest, files_digest
 from earthseg.errors import InputError
-from earthseg.preprocess.labels import LABEL_SUFFIXES, label_files, labels_for_scene
+from earthseg.imagery.exports import LabelSet
+from earthseg.preprocess.labels import labels_for_scene
 from earthseg.preprocess.scenes import open_scene
 from earthseg.serve.geo import Grid, describe
 
@@ -26,18 +27,24 @@ class SceneFiles:
 
     stem: str
     image: Path
-    labels: Path
+    labels: LabelSet
     mask: Path
     polygons: Path
 
 
 def find_test_scenes(
-    manifest: DatasetManifest, manifest_path: Path, images: Path, labels: Path, predictions: Path
+    manifest: DatasetManifest,
+    manifest_path: Path,
+    images: Path,
+    labels: list[LabelSet],
+    predictions: Path,
 ) -> list[SceneFiles]:
-    """The manifest's test scenes with their files, each one present and, for the export's
-    files, identical to what the dataset was built from."""
+    """The manifest's test scenes with their files (`labels`: the export's label sets,
+    `open_export`), each one present and, for the export's files, identical to what the
+    dataset was built from."""
+    by_stem = {label_set.stem: label_set for label_set in labels}
     return [
-        _scene_files(scene, manifest_path, images, labels, predictions)
+        _scene_files(scene, manifest_path, images, by_stem, predictions)
         for scene in manifest.test_scenes(manifest_path)
     ]
 
@@ -56,31 +63,38 @@ def check_training_files(
         raise InputError(figures, "is not a folder", "pass the training job's output/data, or None")
 
 
-def scene_labels(image: Path, labels: Path) -> tuple[Grid, np.ndarray]:
-    """A scene's grid and its expert polygons reprojected to the scene's CRS."""
+def scene_labels(image: Path, labels: Path, assume_wgs84: bool = False) -> tuple[Grid, np.ndarray]:
+    """A scene's grid and its expert polygons reprojected to the scene's CRS
+    (`assume_wgs84`: labels of an ImageLabeler export, read as lon/lat without a .prj)."""
     with open_scene(image) as dataset:  # refuses a scene without a CRS
         grid, crs, bounds = describe(dataset), dataset.crs, tuple(dataset.bounds)
-    return grid, labels_for_scene(labels, crs, bounds, image)
+    return grid, labels_for_scene(labels, crs, bounds, image, assume_wgs84=assume_wgs84)
 
 
 def _scene_files(
-    scene: SceneInput, manifest_path: Path, images: Path, labels: Path, predictions: Path
+    scene: SceneInput,
+    manifest_path: Path,
+    images: Path,
+    labels: dict[str, LabelSet],
+    predictions: Path,
 ) -> SceneFiles:
     stem = scene.scene
     export_fix = "point to the export the dataset was built from, or preprocess this export again"
     image = images / scene.image.file
-    (label_name,) = (
-        name for name in scene.labels.files if Path(name).suffix.lower() in LABEL_SUFFIXES
-    )
-    label_path = labels / label_name
-    for path, what in ((image, "scene"), (label_path, "labels")):
-        if not path.is_file():
-            raise InputError(
-                path, f"is missing: the {what} of test scene {stem} in {manifest_path}", export_fix
-            )
+    if not image.is_file():
+        raise InputError(
+            image, f"is missing: the scene of test scene {stem} in {manifest_path}", export_fix
+        )
+    label_set = labels.get(stem)
+    if label_set is None:
+        raise InputError(
+            f"the labels export ({', '.join(scene.labels.files)})",
+            f"is missing: the labels of test scene {stem} in {manifest_path}",
+            export_fix,
+        )
     for path, recorded, actual in (
         (image, scene.image.sha256, file_digest(image)),
-        (label_path, scene.labels.sha256, files_digest(label_files(label_path))),
+        (label_set.path, scene.labels.sha256, files_digest(label_set.files())),
     ):
         if actual != recorded:
             raise InputError(
@@ -98,4 +112,4 @@ def _scene_files(
                 f"predict it: earthseg predict --image {image} --model MODEL (or --url URL) "
                 f"--out {mask} --geojson {polygons}",
             )
-    return SceneFiles(stem, image, label_path, mask, polygons)
+    return SceneFiles(stem, image, label_set, mask, polygons)

@@ -13,6 +13,7 @@ import numpy as np
 
 from earthseg import __version__
 from earthseg.atomic import atomic_dir
+from earthseg.contracts.imagery import ImagerySource
 from earthseg.contracts.model_card import (
     MODEL_CARD,
     MODEL_CARD_FORMAT,
@@ -82,6 +83,7 @@ def model_card(
     parameters: int,
     epochs: int,
     manifest_sha256: str | None,
+    imagery: Sequence[ImagerySource] = (),
     hosts: Sequence[str] = ("algo-1",),
     replicas: int = 1,
 ) -> dict[str, Any]:
@@ -118,5 +120,8 @@ def model_card(
             "hosts": list(hosts),
             "replicas": replicas,
         },
-        "data": {"manifest_sha256": manifest_sha256},
+        "data": {
+            "manifest_sha256": manifest_sha256,
+            "imagery": [source.model_dump(mode="json") for source in imagery],
+        },
     }

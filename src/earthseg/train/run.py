@@ -253,6 +253,7 @@ def _evaluate_and_export(
         parameters=model.count_params(),
         epochs=epochs,
         manifest_sha256=index.manifest_sha256,
+        imagery=index.imagery,
         hosts=list(cluster.hosts),
         replicas=replicas,
     )

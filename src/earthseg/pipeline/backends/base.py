@@ -19,8 +19,9 @@ class Backend(Protocol):
     mode: str
     images: dict[str, str]  # role -> image the stages run in ({} on the host, without containers)
 
-    def preprocess(self, dataset: Path) -> dict[str, Any]:
-        """Write the dataset (at least its manifest) to `dataset`."""
+    def preprocess(self, images: Path, labels: Path, dataset: Path) -> dict[str, Any]:
+        """Write the dataset of the export `images` + `labels` (at least its manifest) to
+        `dataset`."""
         ...
 
     def train(self, dataset: dict[str, Any], model: Path, training: Path) -> dict[str, Any]:

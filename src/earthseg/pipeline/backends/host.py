@@ -10,11 +10,13 @@ from earthseg.contracts.manifest import read_manifest
 from earthseg.pipeline.config import RunConfig
 
 
-def preprocess_on_host(config: RunConfig, dataset: Path) -> dict[str, Any]:
+def preprocess_on_host(
+    config: RunConfig, images: Path, labels: Path, dataset: Path
+) -> dict[str, Any]:
     """`earthseg preprocess` in this process: the export in, the dataset in `dataset`."""
     from earthseg.preprocess.dataset import build_dataset
 
-    build_dataset(config.export.images, config.export.labels, dataset, config.preprocess.options())
+    build_dataset(images, labels, dataset, config.preprocess.options())
     return dataset_outputs(dataset)
 
 

@@ -57,15 +57,14 @@ class LocalBackend:
                 "(`make docker` as root installs and starts one)"
             )
 
-    def preprocess(self, dataset: Path) -> dict[str, Any]:
+    def preprocess(self, images: Path, labels: Path, dataset: Path) -> dict[str, Any]:
         if not self.docker:
-            return preprocess_on_host(self.config, dataset)
+            return preprocess_on_host(self.config, images, labels, dataset)
         from earthseg.local.processing import run_processing
 
-        export = self.config.export
         run_processing(
             self.config.local.train_image,
-            dict(zip(INPUTS, (export.images, export.labels), strict=True)),
+            dict(zip(INPUTS, (images, labels), strict=True)),
             dataset,
             ["preprocess", *self.config.preprocess.options().arguments()],
             self.folder.logs / "preprocess-container.log",

@@ -49,28 +49,27 @@ class SageMakerBackend:
         self.root = s3.parse_s3_uri(str(config.aws.s3), "aws.s3").child(config.name)
         self.images = {"train": str(config.train.image), "serve": str(config.deploy.image)}
 
-    def preprocess(self, dataset: Path) -> dict[str, Any]:
+    def preprocess(self, images: Path, labels: Path, dataset: Path) -> dict[str, Any]:
         from earthseg.aws.datasets import s3_channels, upload_dataset
 
         destination = self.root.child("dataset")
         if not self.config.preprocess.processing:
-            outputs = preprocess_on_host(self.config, dataset)
+            outputs = preprocess_on_host(self.config, images, labels, dataset)
             uploaded = upload_dataset(self.aws, dataset, destination, self.say)
             return {**outputs, "channels": uploaded.channels}
 
         from earthseg.aws.processing import run_preprocess_job
 
         export = self.root.child("export")
-        folders = (self.config.export.images, self.config.export.labels)
-        images, labels = (
+        images_uri, labels_uri = (
             s3.upload_folder(self.aws, folder, str(export.child(name)))
-            for name, folder in zip(INPUTS, folders, strict=True)
+            for name, folder in zip(INPUTS, (images, labels), strict=True)
         )
         result = run_preprocess_job(
             self.aws,
             self.images["train"],
-            images,
-            labels,
+            images_uri,
+            labels_uri,
             destination.folder,
             self.config.preprocess.options(),
             self.config.preprocess,

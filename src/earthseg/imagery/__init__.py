@@ -1,0 +1,1 @@
+"""ImageLabeler exports as they come; fetching scenes from a WMS (GIBS)."""
