@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,8 @@ import yaml
 from earthseg.cli import main as cli
 from earthseg.errors import InputError
 from earthseg.pipeline.config import load_config
-from tests.pipeline_runs import STAGES, small_run, stage_lines
+from tests.pipeline_runs import FETCHED_STAGES, STAGES, sample_wms, small_run, stage_lines
+from tests.wms import require_mapserv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,37 +71,43 @@ def test_a_cloud_run_says_what_it_lacks(
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A run from a labels-only ImageLabeler export, its scenes fetched from a WMS that
+    stays up for the module (a rerun asks the same server)."""
+    require_mapserv()
     folder = tmp_path_factory.mktemp("pipeline")
-    config = small_run(folder)
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert cli(["pipeline", "--config", str(config), "--local"]) == 0
-    return config, out.getvalue()
+    with sample_wms(folder) as url:
+        config = small_run(folder, wms=url)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert cli(["pipeline", "--config", str(config), "--local"]) == 0
+        yield config, out.getvalue()
 
 
 @pytest.mark.slow
 def test_one_folder_holds_the_whole_run(finished_run: tuple[Path, str]) -> None:
     config, output = finished_run
     run = config.parent / "runs" / "tiny"
-    assert stage_lines(output) == dict.fromkeys(STAGES, "finished")
+    assert stage_lines(output) == dict.fromkeys(FETCHED_STAGES, "finished")
     state = json.loads((run / "state.json").read_text())
-    assert list(state) == STAGES
+    assert list(state) == FETCHED_STAGES
     manifest = json.loads((run / "dataset" / "manifest.json").read_text())
     card = json.loads((run / "model" / "earthseg.json").read_text())
     assert card["data"]["manifest_sha256"]
+    # the imagery's provenance went from the fetch through the dataset to the model
+    fetched = json.loads((run / "imagery" / "fetch.json").read_text())
+    assert card["data"]["imagery"] == manifest["imagery"]
+    assert card["data"]["imagery"][0]["scenes"] == len(fetched["scenes"]) == len(manifest["inputs"])
+    assert "Imagery fetched" in (run / "report" / "report.md").read_text()
     assert (run / "training" / "metrics.json").exists()
     assert (run / "config.yaml").exists()
-    for stage in STAGES:
+    for stage in FETCHED_STAGES:
         assert (run / "logs" / f"{stage}.log").exists()
     tests = [item["image"]["file"] for item in manifest["inputs"] if item["split"] == "test"]
     assert tests
     for file in tests:
         stem = Path(file).stem
-        scene_file = config.parent / "export" / "images" / file
+        scene_file = run / "imagery" / "images" / file
         with (
             rasterio.open(run / "predictions" / f"{stem}.tif") as mask,
             rasterio.open(scene_file) as scene,
@@ -122,7 +132,7 @@ def test_a_rerun_keeps_every_finished_stage(
     model = config.parent / "runs" / "tiny" / "model" / "earthseg.json"
     before = model.stat().st_mtime_ns
     assert cli(["pipeline", "--config", str(config), "--local"]) == 0
-    assert stage_lines(capsys.readouterr().out) == dict.fromkeys(STAGES, "kept")
+    assert stage_lines(capsys.readouterr().out) == dict.fromkeys(FETCHED_STAGES, "kept")
     assert model.stat().st_mtime_ns == before
 
 
@@ -140,6 +150,7 @@ def test_a_changed_option_redoes_its_stage_and_the_later_ones(
     changed.write_text(yaml.safe_dump(settings))
     assert cli(["pipeline", "--config", str(changed), "--local"]) == 0
     assert stage_lines(capsys.readouterr().out) == {
+        "fetch": "kept",
         "preprocess": "kept",
         "train": "kept",
         "invoke": "finished",

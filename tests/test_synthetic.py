@@ -242,3 +242,32 @@ def test_rejects_bad_options(kwargs: dict[str, int], option: str, tmp_path: Path
         write_sample_export(tmp_path / "out", **kwargs)
     assert caught.value.source == option
     assert not (tmp_path / "out").exists()
+
+
+def test_the_imagelabeler_sample_is_shaped_as_real_exports_and_reproducible(
+    tmp_path: Path,
+) -> None:
+    """Labels only, a folder per event named <event>_<date>_<user>_<id>, FID-only DBFs,
+    some without .prj, zipped like download-all; its scenes in a WMS archive by date."""
+    import zipfile
+
+    from earthseg.imagery.exports import open_export
+    from earthseg.synthetic.imagelabeler import write_imagelabeler_sample
+
+    events = write_imagelabeler_sample(tmp_path / "a", scenes=3, size=128, seed=5)
+    write_imagelabeler_sample(tmp_path / "b", scenes=3, size=128, seed=5)
+    assert (tmp_path / "a" / "export.zip").read_bytes() == (
+        tmp_path / "b" / "export.zip"
+    ).read_bytes()
+    with zipfile.ZipFile(tmp_path / "a" / "export.zip") as opened:
+        names = opened.namelist()
+    assert not any(name.endswith((".tif", ".cpg")) for name in names)
+    assert {name.split("/")[0] for name in names} == set(events)
+    assert sum(name.endswith(".prj") for name in names) == 2  # the third event has none
+    with open_export(tmp_path / "a" / "export.zip") as label_sets:
+        assert [s.stem for s in label_sets] == sorted(events)
+        assert all(s.name is not None and s.name.user == "earthseg" for s in label_sets)
+        fields = gpd.read_file(label_sets[0].path).columns
+        assert list(fields) == ["FID", "geometry"]  # the DBF holds only FID
+    assert (tmp_path / "a" / "imagery" / "wms.map").is_file()
+    assert len(list((tmp_path / "a" / "imagery" / "rasters").glob("*.tif"))) == 3

@@ -25,6 +25,7 @@ from rasterio.io import MemoryFile
 from rasterio.transform import Affine, from_origin
 
 from earthseg.errors import InputError
+from earthseg.imagery.wms import getmap_query
 from earthseg.synthetic.wms_archive import DEFAULT_LAYER, write_wms_archive
 from earthseg.synthetic.wms_server import find_mapserv, serve_wms
 
@@ -187,21 +188,9 @@ def get_map(
 ) -> requests.Response:
     """GetMap 1.3.0 in EPSG:4326 over `bbox` (west, south, east, north) at `size`
     (width, height), as GIBS takes it: BBOX in lat,lon order."""
-    west, south, east, north = bbox
-    params = {
-        "SERVICE": "WMS",
-        "VERSION": "1.3.0",
-        "REQUEST": "GetMap",
-        "LAYERS": layer,
-        "STYLES": "",
-        "CRS": "EPSG:4326",
-        "BBOX": f"{south!r},{west!r},{north!r},{east!r}",
-        "WIDTH": str(size[0]),
-        "HEIGHT": str(size[1]),
-        "FORMAT": image_format,
-        "TRANSPARENT": "TRUE" if transparent else "FALSE",
-        "TIME": str(date),  # a date prints as YYYY-MM-DD
-    }
+    day = date if isinstance(date, datetime.date) else datetime.date.fromisoformat(date)
+    params = getmap_query(layer, bbox, size, day, image_format)
+    params["TRANSPARENT"] = "TRUE" if transparent else "FALSE"
     return requests.get(url, params=params, timeout=30)
 
 

@@ -72,7 +72,15 @@ def sample_export(args: argparse.Namespace) -> None:
     from earthseg.synthetic.options import SampleOptions
 
     options = model_from_args(args, SampleOptions)
-    stems = write_sample_export(args.out, **options.model_dump())
+    if options.imagelabeler:
+        from earthseg.synthetic.imagelabeler import EXPORT_ZIP, IMAGERY, write_imagelabeler_sample
+
+        events = write_imagelabeler_sample(args.out, options.scenes, options.size, options.seed)
+        print(f"wrote {len(events)} events' labels to {args.out}/{EXPORT_ZIP} and their scenes")
+        print(f"serve the scenes: python -m earthseg.synthetic.wms_server {args.out}/{IMAGERY}")
+        print(f"fetch them: earthseg fetch --labels {args.out}/{EXPORT_ZIP} --url URL ...")
+        return
+    stems = write_sample_export(args.out, options.scenes, options.size, options.seed)
     print(f"wrote {len(stems)} scenes to {args.out}/images and their labels to {args.out}/labels")
 
 

@@ -48,11 +48,13 @@ JUNK_PREFIXES = (".", "__MACOSX")
 class LabelSet:
     """One event's labels. `stem` pairs them with their scene (in the folder forms, the
     event folder's name: what ImageLabeler pairs on); `path` is the file to read; `name` is
-    what the stem says (None for an undated stem in a flat folder of label files)."""
+    what the stem says (None for an undated stem in a flat folder of label files); `shown`
+    is where the user finds it (inside a zip: the zip's path, then the member's)."""
 
     stem: str
     path: Path
     name: EventName | None
+    shown: Path
 
     def files(self) -> list[Path]:
         """The label file and its sidecars: what the labels' digest covers."""
@@ -83,7 +85,7 @@ class _Found:
 
     def __init__(self, stack: ExitStack) -> None:
         self.stack = stack
-        self.sets: list[tuple[LabelSet, Path]] = []
+        self.sets: list[LabelSet] = []
 
     def folder(self, folder: Path, shown: Path) -> None:
         """Label files, event folders and zips, in a folder or under its one wrapping folder."""
@@ -95,7 +97,7 @@ class _Found:
             elif entry.suffix.lower() == ".zip":
                 self.zip(entry, where)
             elif entry.suffix.lower() in LABEL_SUFFIXES:
-                self.sets.append((LabelSet(entry.stem, entry, optional_event_name(where)), where))
+                self.sets.append(LabelSet(entry.stem, entry, optional_event_name(where), where))
 
     def event_folder(self, folder: Path, shown: Path) -> None:
         name = event_name(shown)
@@ -114,7 +116,7 @@ class _Found:
                 shown / file.name,
                 folder.name,
             )
-        self.sets.append((LabelSet(folder.name, file, name), shown / file.name))
+        self.sets.append(LabelSet(folder.name, file, name, shown / file.name))
 
     def zip(self, archive: Path, shown: Path) -> None:
         """A zipped label set (shapefile at the root) or a download-all zip (folders)."""
@@ -128,8 +130,8 @@ class _Found:
                         shown, f"holds no label files ({FORMATS_HINT})", "zip the export again"
                     )
                 if all("/" not in m for m in labels):
-                    label_set = LabelSet(archive.stem, archive, optional_event_name(shown))
-                    self.sets.append((label_set, shown))
+                    label_set = LabelSet(archive.stem, archive, optional_event_name(shown), shown)
+                    self.sets.append(label_set)
                     return
                 _check_members(members, shown)
                 temporary = tempfile.TemporaryDirectory(prefix="earthseg-labels-")
@@ -145,8 +147,8 @@ class _Found:
     def sorted(self, export: Path) -> list[LabelSet]:
         """The label sets by stem, refusing two for one stem."""
         by_stem: dict[str, list[Path]] = {}
-        for label_set, shown in self.sets:
-            by_stem.setdefault(label_set.stem, []).append(shown)
+        for label_set in self.sets:
+            by_stem.setdefault(label_set.stem, []).append(label_set.shown)
         for stem, shown_paths in by_stem.items():
             if len(shown_paths) > 1:
                 listed = ", ".join(str(p) for p in shown_paths)
@@ -155,7 +157,7 @@ class _Found:
                     f"holds several label sets for {stem} ({listed})",
                     "keep one label file per event",
                 )
-        return sorted((label_set for label_set, _ in self.sets), key=lambda s: s.stem)
+        return sorted(self.sets, key=lambda s: s.stem)
 
 
 def _visible(folder: Path) -> list[Path]:

@@ -133,12 +133,12 @@ def read_event(label_set: LabelSet) -> Event:
     """An event's date (from its name) and the lon/lat bounds of its polygons."""
     if label_set.name is None:
         raise InputError(
-            label_set.path,
+            label_set.shown,
             "has no date in its name, and the date says which day's imagery to fetch",
             f"name it as ImageLabeler does: {EXPECTED_FORM}",
         )
     polygons = clean_polygons(
-        read_labels(label_set.path, assume_wgs84=True), label_set.path
+        read_labels(label_set.path, assume_wgs84=True, source=label_set.shown), label_set.shown
     ).to_crs(WGS84)
     west, south, east, north = (float(v) for v in polygons.total_bounds)
     return Event(label_set, label_set.name.date, (west, south, east, north))
@@ -293,13 +293,17 @@ def _write_scene(
         for band in range(bands):
             layer = options.layers[band // per_layer] if per_layer else ""
             dst.set_band_description(band + 1, f"{layer} band {band % per_layer + 1}")
+    return _scene_record(plan, image, share, requests=len(plan.chunks) * len(options.layers))
+
+
+def _scene_record(plan: ScenePlan, image: Path, share: float, requests: int) -> FetchedScene:
     return FetchedScene(
         stem=plan.stem,
         image=f"{IMAGES}/{image.name}",
         sha256=file_digest(image),
         request=plan.request,
         valid_fraction=round(share, 6),
-        requests=len(plan.chunks) * len(options.layers),
+        requests=requests,
     )
 
 
@@ -339,14 +343,7 @@ def _kept_record(out: Path, plan: ScenePlan) -> FetchedScene:
     with rasterio.open(image) as dataset:
         share = float(np.count_nonzero(dataset.dataset_mask())) / (dataset.width * dataset.height)
     _copy_labels(plan.event.labels, out / LABELS)  # the labels may have been edited
-    return FetchedScene(
-        stem=plan.stem,
-        image=f"{IMAGES}/{image.name}",
-        sha256=file_digest(image),
-        request=plan.request,
-        valid_fraction=round(share, 6),
-        requests=0,
-    )
+    return _scene_record(plan, image, share, requests=0)
 
 
 def _check_output(out: Path) -> None:

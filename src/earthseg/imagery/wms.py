@@ -164,25 +164,38 @@ class WmsClient:
         image_format: str,
     ) -> Picture:
         """The layer over `bbox` (west, south, east, north) at `size` (width, height)."""
-        west, south, east, north = bbox
-        params = {
-            "SERVICE": "WMS",
-            "VERSION": "1.3.0",
-            "REQUEST": "GetMap",
-            "LAYERS": layer,
-            "STYLES": "",
-            "CRS": "EPSG:4326",
-            "BBOX": f"{south!r},{west!r},{north!r},{east!r}",  # 1.3.0 + EPSG:4326: lat first
-            "WIDTH": str(size[0]),
-            "HEIGHT": str(size[1]),
-            "FORMAT": image_format,
-            "TRANSPARENT": "TRUE",
-            "TIME": date.isoformat(),
-        }
+        params = getmap_query(layer, bbox, size, date, image_format)
         what = f"GetMap of {layer} on {date.isoformat()}"
         response = self._get(params, what)
         _check_answer(response, self.url, what, image=True)
         return decode(response.content, size, f"{self.url} ({what})")
+
+
+def getmap_query(
+    layer: str,
+    bbox: tuple[float, float, float, float],
+    size: tuple[int, int],
+    date: datetime.date,
+    image_format: str,
+) -> dict[str, str]:
+    """The query of a GetMap 1.3.0 in EPSG:4326, as GIBS takes it, over `bbox` (west,
+    south, east, north) at `size` (width, height). BBOX goes in lat,lon order, each
+    number written exactly (repr), so neighbouring chunks name the same edge."""
+    west, south, east, north = bbox
+    return {
+        "SERVICE": "WMS",
+        "VERSION": "1.3.0",
+        "REQUEST": "GetMap",
+        "LAYERS": layer,
+        "STYLES": "",
+        "CRS": "EPSG:4326",
+        "BBOX": f"{south!r},{west!r},{north!r},{east!r}",
+        "WIDTH": str(size[0]),
+        "HEIGHT": str(size[1]),
+        "FORMAT": image_format,
+        "TRANSPARENT": "TRUE",
+        "TIME": date.isoformat(),
+    }
 
 
 def decode(content: bytes, size: tuple[int, int], source: str) -> Picture:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from earthseg.atomic import atomic_file
-from earthseg.contracts.imagery import IMAGES, LABELS
+from earthseg.contracts.imagery import FETCH_RECORD, IMAGES, LABELS
 from earthseg.contracts.manifest import MANIFEST, read_manifest
 from earthseg.contracts.model_card import MODEL_CARD, read_model_card
 from earthseg.errors import InputError
@@ -138,7 +138,8 @@ def fetch_scenes(config: RunConfig, out: Path, say: Callable[[str], None]) -> di
 def export_fingerprint(*locations: Path) -> list[tuple[str, int, int]]:
     """Name, size and modification time of every file of the export (folders, or a
     download-all zip): an edited label or an added scene redoes preprocessing, as it
-    would make redo a target."""
+    would make redo a target. Names are relative to each location, so a run folder
+    copied whole (its fetched scenes with it) keeps its stages."""
     entries = []
     for location in locations:
         if not location.exists():
@@ -148,7 +149,8 @@ def export_fingerprint(*locations: Path) -> list[tuple[str, int, int]]:
         for path in sorted(location.rglob("*")) if location.is_dir() else [location]:
             if path.is_file():
                 status = path.stat()
-                entries.append((str(path), status.st_size, status.st_mtime_ns))
+                name = path.relative_to(location) if location.is_dir() else path.name
+                entries.append((str(name), status.st_size, status.st_mtime_ns))
     return entries
 
 
@@ -191,6 +193,7 @@ def _report(config: RunConfig, layout: RunLayout, images: Path, labels: Path) ->
         history_csv=None,
         training_figures=layout.training,
         title=f"earthseg run {config.name}",
+        fetch_record=None if config.export.images else layout.imagery / FETCH_RECORD,
     )
     pooled = summary.pooled
     scores = {

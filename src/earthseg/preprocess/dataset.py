@@ -83,6 +83,7 @@ def _build(
             scene.bounds,
             pair.image,
             assume_wgs84=pair.labels.name is not None,
+            source=pair.labels.shown,
         )
         for pair, scene in zip(pairs, scenes, strict=True)
     ]

@@ -37,39 +37,45 @@ def label_files(path: Path) -> list[Path]:
     return [path, *(p for p in sidecars if p.exists())]
 
 
-def read_labels(path: Path, assume_wgs84: bool = False) -> gpd.GeoSeries:
+def read_labels(
+    path: Path, assume_wgs84: bool = False, source: Path | None = None
+) -> gpd.GeoSeries:
     """Read the geometries of a label file, refusing what cannot be georeferenced.
 
     `assume_wgs84` is for ImageLabeler's exports, whose shapefiles are drawn in longitude
     and latitude but sometimes come without a .prj: such a file is read as EPSG:4326 if its
-    coordinates can be longitude and latitude.
+    coordinates can be longitude and latitude. Messages name `source` (default `path`;
+    for a file unpacked from a zip, where it is in the zip).
     """
     path = Path(path)
+    source = source or path
     try:
         layers = pyogrio.list_layers(path)
         if len(layers) > 1:
             names = ", ".join(str(name) for name in layers[:, 0])
             raise InputError(
-                path,
+                source,
                 f"holds {len(layers)} layers ({names}) and it is unclear which are labels",
                 "keep one layer of label polygons per file",
             )
         frame = gpd.read_file(path, columns=[])
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as error:
         raise InputError(
-            path, f"cannot be read as vector labels ({error})", f"export it again as {FORMATS_HINT}"
+            source,
+            f"cannot be read as vector labels ({error})",
+            f"export it again as {FORMATS_HINT}",
         ) from error
     if frame.crs is None:
         if not (assume_wgs84 and _lon_lat(frame.geometry)):
             raise InputError(
-                path,
+                source,
                 "has no coordinate reference system (for a shapefile: the .prj sidecar is missing)",
                 "copy the .prj that came with the export beside it, or assign the CRS the "
                 "polygons were drawn in (e.g. `ogr2ogr -a_srs EPSG:4326 fixed.shp labels.shp`)",
             )
         log.warning(
             "%s: no .prj beside it; read as EPSG:4326 longitude/latitude, as ImageLabeler draws",
-            path,
+            source,
         )
         frame = frame.set_crs(WGS84)
     return frame.geometry
@@ -131,21 +137,23 @@ def labels_for_scene(
     scene_bounds: tuple[float, float, float, float],
     scene: Path,
     assume_wgs84: bool = False,
+    source: Path | None = None,
 ) -> np.ndarray:
     """Polygons of `path` in the scene's CRS that overlap the scene, as a shapely array
-    (`assume_wgs84`: as `read_labels`)."""
-    polygons = clean_polygons(read_labels(path, assume_wgs84), path).to_crs(scene_crs)
+    (`assume_wgs84`, `source`: as `read_labels`)."""
+    source = source or Path(path)
+    polygons = clean_polygons(read_labels(path, assume_wgs84, source), source).to_crs(scene_crs)
     overlapping = polygons.intersects(shapely.box(*scene_bounds))
     if not overlapping.any():
         found = ", ".join(f"{v:.6g}" for v in polygons.total_bounds)
         wanted = ", ".join(f"{v:.6g}" for v in scene_bounds)
         raise InputError(
-            path,
+            source,
             f"no polygon overlaps scene {scene.name} (labels span {found}, the scene "
             f"{wanted}, both in {scene_crs.to_string()})",
             "pair the labels with the scene they were drawn on, or fix their CRS (.prj)",
         )
     outside = int((~overlapping).sum())
     if outside:
-        log.warning("%s: %d of %d polygons lie outside %s", path, outside, len(polygons), scene)
+        log.warning("%s: %d of %d polygons lie outside %s", source, outside, len(polygons), scene)
     return np.asarray(polygons[overlapping].values)

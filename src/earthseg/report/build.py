@@ -17,6 +17,7 @@ from pathlib import Path
 import rasterio
 
 from earthseg.atomic import PARTIAL_PREFIX, atomic_dir
+from earthseg.contracts.imagery import read_fetch_record
 from earthseg.contracts.manifest import file_digest, read_manifest
 from earthseg.contracts.model_card import ONNX_FILE, read_model_card
 from earthseg.errors import InputError
@@ -71,6 +72,7 @@ def write_report(
     history_csv: Path | None = None,
     training_figures: Path | None = None,
     title: str = DEFAULT_TITLE,
+    fetch_record: Path | None = None,
 ) -> ReportSummary:
     """Score the manifest's test scenes' predictions and write the report into `out_dir`.
 
@@ -78,12 +80,14 @@ def write_report(
     `<stem>.tif` (mask GeoTIFF) and `<stem>.geojson` per test scene; `model_card`: the
     artifact's earthseg.json. Optional, from the training job: its metrics.json, its Keras
     history.csv (curves are redrawn from it) and its output folder (training_curves.png,
-    predictions.png are copied when there).
+    predictions.png are copied when there). `fetch_record`: the fetch.json of the
+    scenes, when `earthseg fetch` made them (the scenes it left out are listed).
     """
     out_dir, manifest, model_card = Path(out_dir), Path(manifest), Path(model_card)
     _check_out_dir(out_dir)
     dataset = read_manifest(manifest, MANIFEST_FIX)
     card = read_model_card(model_card, CARD_FIX)
+    left_out = tuple(read_fetch_record(fetch_record).skipped) if fetch_record else ()
     check_training_files(training_metrics, history_csv, training_figures)
     onnx = model_card.parent / ONNX_FILE
     threshold = card.threshold
@@ -112,6 +116,7 @@ def write_report(
             manifest_name=manifest.name,
             manifest_digest=file_digest(manifest),
             training_files=frozenset(training_files),
+            left_out=left_out,
         )
         blocks = report_blocks(facts)
         (partial / layout.REPORT_HTML).write_text(to_html(title, blocks, partial))
@@ -131,7 +136,10 @@ def write_report(
 def _report_scene(scene: SceneFiles, threshold: float, folder: Path) -> Confusion:
     """Score one test scene, draw its figure and bring its predictions into `folder`."""
     grid, polygons = scene_labels(
-        scene.image, scene.labels.path, assume_wgs84=scene.labels.name is not None
+        scene.image,
+        scene.labels.path,
+        assume_wgs84=scene.labels.name is not None,
+        source=scene.labels.shown,
     )
     confusion = score_mask(scene.mask, polygons, grid, scene.image.name)
     iou, f1 = format_ratio(confusion.iou), format_ratio(confusion.f1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from earthseg.contracts.channels import TEST
+from earthseg.contracts.imagery import SkippedScene
 from earthseg.contracts.manifest import DatasetManifest
 from earthseg.contracts.model_card import ModelCard
 from earthseg.report import layout
@@ -39,6 +40,7 @@ class ReportFacts:
     manifest_name: str
     manifest_digest: str
     training_files: frozenset[str]  # report-relative paths of the training job's files
+    left_out: tuple[SkippedScene, ...] = ()  # events `earthseg fetch` found no scene for
 
 
 def report_blocks(facts: ReportFacts) -> list[Block]:
@@ -219,6 +221,10 @@ def _provenance(facts: ReportFacts) -> list[Block]:
                 (f"{trained_on}.",),
                 ("Dataset fingerprint ", Code(manifest.fingerprint)),
                 *_imagery(manifest),
+                *(
+                    (f"Left out by the fetch: {scene.stem}, {scene.reason}",)
+                    for scene in facts.left_out
+                ),
                 tuple(model),
             )
         ),

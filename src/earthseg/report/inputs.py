@@ -63,12 +63,14 @@ def check_training_files(
         raise InputError(figures, "is not a folder", "pass the training job's output/data, or None")
 
 
-def scene_labels(image: Path, labels: Path, assume_wgs84: bool = False) -> tuple[Grid, np.ndarray]:
+def scene_labels(
+    image: Path, labels: Path, assume_wgs84: bool = False, source: Path | None = None
+) -> tuple[Grid, np.ndarray]:
     """A scene's grid and its expert polygons reprojected to the scene's CRS
     (`assume_wgs84`: labels of an ImageLabeler export, read as lon/lat without a .prj)."""
     with open_scene(image) as dataset:  # refuses a scene without a CRS
         grid, crs, bounds = describe(dataset), dataset.crs, tuple(dataset.bounds)
-    return grid, labels_for_scene(labels, crs, bounds, image, assume_wgs84=assume_wgs84)
+    return grid, labels_for_scene(labels, crs, bounds, image, assume_wgs84, source)
 
 
 def _scene_files(

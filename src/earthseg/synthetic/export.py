@@ -13,12 +13,10 @@ import geopandas as gpd
 import rasterio
 
 from earthseg.atomic import atomic_dir
-from earthseg.errors import InputError
 from earthseg.synthetic.naming import EVENT, LABEL_CLASS, scene_ids
-from earthseg.synthetic.options import SampleOptions
+from earthseg.synthetic.options import check_sample
 from earthseg.synthetic.placement import CRS
 from earthseg.synthetic.scene import Scene, make_scene
-from earthseg.validation import validate
 
 IMAGES = "images"
 LABELS = "labels"
@@ -32,12 +30,7 @@ def write_sample_export(out: Path, scenes: int = 8, size: int = 1024, seed: int 
     `out` appears only once every scene is written; it must not exist or be empty.
     """
     out = Path(out)
-    options = {"scenes": scenes, "size": size, "seed": seed}
-    validate(SampleOptions, options, key=lambda location: f"--{location[0]}")  # as `sample` says
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a folder", "choose a new --out or remove it")
-    if out.is_dir() and any(out.iterdir()):
-        raise InputError(out, "already exists and is not empty", "choose a new --out or remove it")
+    check_sample(out, scenes, size, seed)
 
     stems = []
     with atomic_dir(out) as tmp:

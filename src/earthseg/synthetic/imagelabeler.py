@@ -20,9 +20,9 @@ import numpy as np
 from shapely.geometry.base import BaseGeometry
 
 from earthseg.atomic import atomic_dir
-from earthseg.errors import InputError
 from earthseg.synthetic.export import write_image
 from earthseg.synthetic.naming import EVENT, scene_ids
+from earthseg.synthetic.options import check_sample
 from earthseg.synthetic.placement import CRS
 from earthseg.synthetic.scene import Scene, make_scene
 from earthseg.synthetic.wms_archive import write_wms_archive
@@ -71,8 +71,7 @@ def write_imagelabeler_sample(out: Path, scenes: int, size: int, seed: int) -> l
     """`out/export.zip` (labels only) and `out/imagery/` (the scenes by date, for a local
     WMS); return the events' names. `out` appears only complete."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(out, "already exists and is not empty", "choose a new --out or remove it")
+    check_sample(out, scenes, size, seed)
     stems = []
     with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(dir=tmp) as work:
         events, rasters = Path(work) / "events", Path(work) / "scenes"
