@@ -25,7 +25,7 @@ $(INSTALLED): pyproject.toml constraints.txt
 docker: ## install Debian's docker.io and docker-compose when missing, start dockerd when none answers
 	scripts/ensure-docker.sh
 
-test: setup ## run the whole suite, Docker tests included
+test: setup ## run the whole suite, Docker and WMS (MapServer) tests included
 	scripts/ensure-docker.sh --registry || [ "$$CI" != "true" ]
 	scripts/ensure-mapserver.sh || [ "$$CI" != "true" ]
 	$(BIN)/pytest -q
@@ -43,10 +43,12 @@ format: setup ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
-demo: setup ## sample export -> earthseg pipeline --local (preprocess, train, serve, predict in the cpu images) -> report
+demo: setup ## labels-only sample export + a local WMS -> earthseg pipeline --local (fetch, preprocess, train, serve, predict in the cpu images) -> report
 	scripts/demo.sh $(DEMO_DIR)
 
 bench: setup docker ## each stage's throughput beside the baseline it must beat
+	scripts/ensure-mapserver.sh
+	$(BIN)/python bench/fetch.py
 	$(BIN)/python bench/preprocess.py
 	$(BIN)/python bench/input_pipeline.py
 	$(BIN)/python bench/train_throughput.py

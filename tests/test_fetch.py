@@ -18,6 +18,7 @@ import rasterio
 import requests
 import shapely
 
+from earthseg.atomic import PARTIAL_PREFIX
 from earthseg.cli import main
 from earthseg.contracts.imagery import read_fetch_record, request_from_tags
 from earthseg.errors import InputError
@@ -219,7 +220,10 @@ def test_a_rerun_keeps_what_was_fetched_with_the_same_request(
     first = fetch_export(wide_export, out, options(wms_url), FAST)
     image = out / first.scenes[0].image
     stamp = image.stat().st_mtime_ns
+    debris = out / "images" / f"{PARTIAL_PREFIX}dust_2024-05-01_101.tif-1a2b.tif"
+    debris.write_bytes(b"a killed run's half-written scene")
     again = fetch_export(wide_export, out, options(wms_url), FAST)
+    assert not debris.exists()
     assert again.scenes[0].requests == 0 and image.stat().st_mtime_ns == stamp
     assert again.scenes[0].sha256 == first.scenes[0].sha256
     wider = fetch_export(wide_export, out, options(wms_url, margin="0.2deg"), FAST)

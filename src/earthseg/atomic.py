@@ -17,11 +17,16 @@ PARTIAL_PREFIX = ".earthseg-partial-"
 
 
 @contextlib.contextmanager
-def atomic_file(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; rename it onto `target` only on success."""
+def atomic_file(target: Path, sweep: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; rename it onto `target` only on success.
+
+    `sweep=False` skips looking for a killed run's debris of `target`, for a writer of
+    many files into one folder that swept it once (`remove_partials`): the look lists the
+    folder, so doing it per file costs time in the square of the files.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _partial(target.parent, target)
+    tmp = _partial(target.parent, target, sweep)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -62,13 +67,20 @@ def atomic_dir(target: Path, last: str | None = None, replace: bool = False) -> 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _partial(folder: Path, target: Path) -> Path:
+def remove_partials(folder: Path) -> None:
+    """Remove every killed run's debris in `folder` (before `atomic_file(sweep=False)`)."""
+    if folder.is_dir():
+        for stale in folder.glob(f"{PARTIAL_PREFIX}*"):
+            _remove(stale)
+
+
+def _partial(folder: Path, target: Path, sweep: bool = True) -> Path:
     """A fresh temporary name for `target` in `folder`, after clearing stale ones.
 
     Left for the caller to create, so that it gets the usual permissions.
     """
     stem = f"{PARTIAL_PREFIX}{target.name}-"
-    for stale in folder.glob(f"{stem}*"):
+    for stale in folder.glob(f"{stem}*") if sweep else ():
         _remove(stale)
     return folder / f"{stem}{uuid.uuid4().hex}{target.suffix}"
 

@@ -28,7 +28,7 @@ from rasterio.windows import Window
 from tqdm import tqdm
 
 from earthseg import __version__
-from earthseg.atomic import atomic_file
+from earthseg.atomic import atomic_file, remove_partials
 from earthseg.contracts.imagery import (
     FETCH_RECORD,
     IMAGES,
@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SIZE = 4096  # per request side, when the server does not say (GIBS: 8192+)
 BLOCK = 256
+# Fast to write, small, and read by GDAL 2.3+ (QGIS, rasterio): 3.7x less CPU than deflate
+# at its default level, 16 % smaller files here (bench/fetch.py).
+COMPRESSION = {"compress": "zstd", "zstd_level": 1, "predictor": 2}
 WGS84 = "EPSG:4326"
 
 
@@ -89,6 +92,8 @@ def fetch_export(
     transfer = transfer or TransferOptions()
     out = Path(out)
     _check_output(out)
+    for folder in (out / IMAGES, out / LABELS):
+        remove_partials(folder)  # once here; each file then skips the look (sweep=False)
     with open_export(Path(labels)) as label_sets:
         events = [read_event(label_set) for label_set in label_sets]
         client = WmsClient(options.url, transfer)
@@ -236,6 +241,11 @@ class _Mosaic:
         self.valid = np.ones((plan.grid.height, plan.grid.width), bool)
 
     def add(self, layer: int, window: Window, picture: Picture) -> None:
+        if len(self.plan.chunks) == 1:  # the whole scene in one answer: no copy
+            self.bands[layer] = picture.pixels
+            self.valid &= picture.valid
+            self.missing -= 1
+            return
         if self.bands[layer] is None:
             shape = (picture.pixels.shape[0], self.plan.grid.height, self.plan.grid.width)
             self.bands[layer] = np.zeros(shape, picture.dtype)
@@ -253,7 +263,8 @@ class _Mosaic:
     def picture(self) -> Picture:
         bands = [band for band in self.bands if band is not None]
         pixels = np.concatenate(bands) if len(bands) > 1 else bands[0]
-        pixels[:, ~self.valid] = 0
+        if not self.valid.all():
+            pixels[:, ~self.valid] = 0
         return Picture(pixels, self.valid, str(pixels.dtype))
 
 
@@ -274,7 +285,7 @@ def _write_scene(
         "dtype": picture.dtype,
         "crs": WGS84,
         "transform": plan.grid.transform,
-        "compress": "deflate",
+        **COMPRESSION,
         "tiled": True,
         "blockxsize": BLOCK,
         "blockysize": BLOCK,
@@ -282,7 +293,7 @@ def _write_scene(
         **({"photometric": "RGB"} if bands == 3 else {}),
     }
     with (
-        atomic_file(image) as tmp,
+        atomic_file(image, sweep=False) as tmp,
         rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
         rasterio.open(tmp, "w", **profile) as dst,
     ):
@@ -316,14 +327,14 @@ def _copy_labels(label_set: LabelSet, folder: Path) -> None:
         target = folder / f"{label_set.stem}{source.suffix.lower()}"
         if target.is_file() and filecmp.cmp(source, target, shallow=False):
             continue  # unchanged: keep its time stamp, so preprocessing is not redone
-        with atomic_file(target) as tmp:
+        with atomic_file(target, sweep=False) as tmp:
             shutil.copyfile(source, tmp)
     if label_set.path.suffix.lower() == ".shp" and not any(
         f.suffix.lower() == ".prj" for f in files
     ):
         prj = folder / f"{label_set.stem}.prj"
         if not prj.is_file():
-            with atomic_file(prj) as tmp:
+            with atomic_file(prj, sweep=False) as tmp:
                 tmp.write_text(CRS.from_epsg(4326).to_wkt("WKT1_ESRI"))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ import requests
 from owslib.map.wms130 import WebMapService_1_3_0
 from owslib.util import nspath
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-from rasterio.io import MemoryFile
+from rasterio.io import DatasetReader, MemoryFile
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -29,6 +30,7 @@ from earthseg.imagery.times import TimeSpan, describe, parse_time_extent
 
 WMS_NS = "http://www.opengis.net/wms"
 RETRIED_STATUSES = (500, 502, 503, 504)
+_WARNING_FILTERS = threading.Lock()
 NETWORK_FIX = "check --url and the network, or allow more with --timeout / --retries"
 
 
@@ -202,11 +204,7 @@ def decode(content: bytes, size: tuple[int, int], source: str) -> Picture:
     """Pixels and validity of a GetMap image. Validity comes from the image's alpha (PNG
     with TRANSPARENT=TRUE), its palette's alpha, or its GDAL mask (a TIFF's nodata)."""
     try:
-        with (
-            warnings.catch_warnings(category=NotGeoreferencedWarning, action="ignore"),
-            MemoryFile(content) as memory,
-            memory.open() as image,
-        ):
+        with MemoryFile(content) as memory, _open_quietly(memory) as image:
             if (image.width, image.height) != tuple(size):
                 raise InputError(
                     source,
@@ -230,6 +228,15 @@ def decode(content: bytes, size: tuple[int, int], source: str) -> Picture:
         raise InputError(
             source, f"sent bytes that are not an image ({error})", "check --url and --format"
         ) from None
+
+
+def _open_quietly(memory: MemoryFile) -> DatasetReader:
+    """Open a GetMap image without rasterio's warning that it has no georeferencing (its
+    grid is the request's). `catch_warnings` swaps process-wide state, so the decoding
+    threads take turns, only while opening."""
+    with _WARNING_FILTERS, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return memory.open()
 
 
 def _colormap(image: Any) -> dict[int, tuple[int, int, int, int]] | None:
