@@ -95,10 +95,11 @@ def test_time_extents_as_gibs_and_mapserver_write_them() -> None:
         ("resolution", "0km", "not a pixel size"),
         ("margin", "50 miles", "not a distance"),
         ("layers", "", "names no layer"),
+        ("layers", 5, "a list of texts"),
         ("format", "image/jpeg", "image/png"),
     ],
 )
-def test_bad_fetch_options_name_the_option(key: str, value: str, words: str) -> None:
+def test_bad_fetch_options_name_the_option(key: str, value: object, words: str) -> None:
     with pytest.raises(InputError) as caught:
         validate(FetchOptions, {key: value}, key=lambda location: f"--{location[0]}")
     assert f"--{key}" in str(caught.value) and words in str(caught.value)

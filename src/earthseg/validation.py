@@ -197,7 +197,10 @@ def _described_type(annotation: Any) -> str:
         return "a number"
     if origin is tuple:
         parts = get_args(annotation)
-        return f"{len(parts)} {_described_type(parts[0]).removeprefix('a ').removeprefix('an ')}s"
+        item = _described_type(parts[0]).removeprefix("a ").removeprefix("an ")
+        if parts[-1] is Ellipsis:  # tuple[str, ...]: any number of them
+            return f"a list of {item}s"
+        return f"{len(parts)} {item}s"
     return "text"
 
 
