@@ -366,3 +366,12 @@ def test_the_real_true_colour_scene_is_fetched_pixel_for_pixel(
     assert manifest.inputs[0].imagery == record.scenes[0].request
     assert (manifest.imagery[0].first_date, manifest.imagery[0].last_date) == (MAY_1, MAY_2)
     assert manifest.totals.positive_fraction > 0.2
+
+
+def test_a_url_that_is_no_wms_is_refused_naming_it(
+    wide_export: Path, wms_url: str, tmp_path: Path
+) -> None:
+    not_wms = wms_url.replace("/wms", "/maps")  # the front answers 404 off its one path
+    with pytest.raises(InputError) as caught:
+        fetch_export(wide_export, tmp_path / "out", options(not_wms), FAST)
+    assert not_wms in str(caught.value) and "HTTP 404" in str(caught.value)

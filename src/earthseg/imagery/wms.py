@@ -8,7 +8,6 @@ place that knows it. Everything else speaks (west, south, east, north).
 from __future__ import annotations
 
 import datetime
-import math
 import threading
 import warnings
 from dataclasses import dataclass
@@ -298,7 +297,7 @@ def _service_int(service: WebMapService_1_3_0, name: str) -> int | None:
         value = int(element.text) if element is not None and element.text else None
     except ValueError:
         return None
-    return value if value and value > 0 and math.isfinite(value) else None
+    return value if value and value > 0 else None
 
 
 def _short(text: str, limit: int = 200) -> str:
