@@ -25,6 +25,7 @@ from earthseg.imagery.exports import (
 from earthseg.preprocess.dataset import build_dataset
 from earthseg.preprocess.labels import read_labels
 from earthseg.preprocess.options import PreprocessOptions
+from earthseg.synthetic.imagelabeler import zip_events
 from tests.conftest import copy_shapefile
 
 SHAPEFILE = (".shp", ".shx", ".dbf", ".prj")
@@ -63,10 +64,7 @@ def event_folders(flat: Path, folder: Path) -> Path:
 def download_all(folders: Path, archive: Path) -> Path:
     """A zip of event folders, as ImageLabeler's "download all" gives it."""
     archive.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive, "w") as opened:
-        for path in sorted(folders.rglob("*")):
-            opened.write(path, path.relative_to(folders).as_posix())
-    return archive
+    return zip_events(folders, archive)
 
 
 def read_export(path: Path) -> list[LabelSet]:
