@@ -125,6 +125,20 @@ def test_upload_puts_the_channels_and_manifest_in_s3(
     assert "not uploaded (not channels): tiles" in out
 
 
+def test_an_export_zip_is_uploaded_into_its_folder(aws_env: Emulator, tmp_path: Path) -> None:
+    """A download-all zip given as export.labels lands as one object in the labels prefix,
+    which a Processing job mounts as the folder holding that zip."""
+    from earthseg.aws import s3
+    from earthseg.aws.session import open_session
+
+    make_bucket(aws_env)
+    archive = tmp_path / "export.zip"
+    archive.write_bytes(b"PK zipped event folders")
+    uri = s3.upload_folder(open_session(), archive, f"s3://{BUCKET}/run/export/labels")
+    assert uri == f"s3://{BUCKET}/run/export/labels/"
+    assert objects(aws_env, BUCKET, "run/export/labels/") == {"export.zip": archive.read_bytes()}
+
+
 def test_upload_without_destination_uses_the_default_bucket_and_names_the_content(
     aws_env: Emulator, dataset: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -51,6 +51,11 @@ class Options(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def part(self, model: type[Model]) -> Model:
+        """The fields of `model` these (wider) options hold, as that model: a config section
+        that extends a library's options passes on the options alone."""
+        return model.model_validate(self.model_dump(include=set(model.model_fields)))
+
 
 def invalid(problem: str, fix: str, keys: tuple[str, ...] = ()) -> PydanticCustomError:
     """A validator's refusal with its own fix, for rules the field types cannot say; a

@@ -47,16 +47,15 @@ from earthseg.imagery.exports import EXPECTED_FORM, LabelSet, open_export
 from earthseg.imagery.grid import SceneGrid, chunk_windows, scene_grid
 from earthseg.imagery.options import FetchOptions, TransferOptions
 from earthseg.imagery.wms import Capabilities, Picture, WmsClient
-from earthseg.preprocess.labels import clean_polygons, read_labels
+from earthseg.preprocess.labels import WGS84, clean_polygons, read_labels
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_SIZE = 4096  # per request side, when the server does not say (GIBS: 8192+)
+DEFAULT_MAX_SIZE = 4096  # per request side, when the server does not say
 BLOCK = 256
 # Fast to write, small, and read by GDAL 2.3+ (QGIS, rasterio): 3.7x less CPU than deflate
 # at its default level, 16 % smaller files here (bench/fetch.py).
 COMPRESSION = {"compress": "zstd", "zstd_level": 1, "predictor": 2}
-WGS84 = "EPSG:4326"
 
 
 @dataclass(frozen=True)
@@ -102,8 +101,9 @@ def fetch_export(
             capabilities.check(options.layers, [event.date for event in events], options.format)
             width, height = request_limits(capabilities, options)
             plans = [plan_scene(event, options, width, height) for event in events]
-            kept = [plan for plan in plans if _already_fetched(out, plan)]
-            todo = [plan for plan in plans if plan not in kept]
+            fetched_before = [_already_fetched(out, plan) for plan in plans]
+            kept = [plan for plan, done in zip(plans, fetched_before, strict=True) if done]
+            todo = [plan for plan, done in zip(plans, fetched_before, strict=True) if not done]
             if kept:
                 say(
                     f"{len(kept)} of {len(plans)} scenes fetched before with the same request: kept"
@@ -235,24 +235,20 @@ class _Mosaic:
 
     def __init__(self, plan: ScenePlan, layers: int) -> None:
         self.plan = plan
-        self.layers = layers
         self.missing = layers * len(plan.chunks)
         self.bands: list[np.ndarray | None] = [None] * layers
         self.valid = np.ones((plan.grid.height, plan.grid.width), bool)
 
     def add(self, layer: int, window: Window, picture: Picture) -> None:
+        rows, cols = window.toslices()
         if len(self.plan.chunks) == 1:  # the whole scene in one answer: no copy
             self.bands[layer] = picture.pixels
-            self.valid &= picture.valid
-            self.missing -= 1
-            return
-        if self.bands[layer] is None:
-            shape = (picture.pixels.shape[0], self.plan.grid.height, self.plan.grid.width)
-            self.bands[layer] = np.zeros(shape, picture.dtype)
-        target = self.bands[layer]
-        assert target is not None
-        rows, cols = window.toslices()
-        target[:, rows, cols] = picture.pixels
+        else:
+            target = self.bands[layer]
+            if target is None:
+                shape = (picture.pixels.shape[0], self.plan.grid.height, self.plan.grid.width)
+                target = self.bands[layer] = np.zeros(shape, picture.pixels.dtype)
+            target[:, rows, cols] = picture.pixels
         self.valid[rows, cols] &= picture.valid
         self.missing -= 1
 
@@ -265,7 +261,7 @@ class _Mosaic:
         pixels = np.concatenate(bands) if len(bands) > 1 else bands[0]
         if not self.valid.all():
             pixels[:, ~self.valid] = 0
-        return Picture(pixels, self.valid, str(pixels.dtype))
+        return Picture(pixels, self.valid)
 
 
 def _write_scene(
@@ -282,7 +278,7 @@ def _write_scene(
         "width": cols,
         "height": rows,
         "count": bands,
-        "dtype": picture.dtype,
+        "dtype": picture.pixels.dtype.name,
         "crs": WGS84,
         "transform": plan.grid.transform,
         **COMPRESSION,

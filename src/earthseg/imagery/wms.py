@@ -80,7 +80,6 @@ class Picture:
 
     pixels: np.ndarray
     valid: np.ndarray
-    dtype: str
 
 
 class WmsClient:
@@ -100,9 +99,7 @@ class WmsClient:
             allowed_methods=("GET",),
             raise_on_status=False,
         )
-        adapter = HTTPAdapter(
-            max_retries=retry, pool_connections=1, pool_maxsize=max(transfer.workers, 1)
-        )
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=transfer.workers)
         self.session = requests.Session()
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -122,10 +119,11 @@ class WmsClient:
                 NETWORK_FIX,
             ) from None
         if response.status_code >= 400 and not _is_xml(response):
+            retried = response.status_code in RETRIED_STATUSES
             raise InputError(
                 self.url,
-                f"answered {what} with HTTP {response.status_code} after {self.tries} tries "
-                f"({_short(response.text)})",
+                f"answered {what} with HTTP {response.status_code}"
+                f"{f' after {self.tries} tries' if retried else ''} ({_short(response.text)})",
                 NETWORK_FIX,
             )
         return response
@@ -217,10 +215,10 @@ def decode(content: bytes, size: tuple[int, int], source: str) -> Picture:
                 for index, colour in colormap.items():
                     lookup[index] = colour
                 rgba = lookup[data[0]].transpose(2, 0, 1)
-                return Picture(rgba[:3], rgba[3] > 0, "uint8")
+                return Picture(rgba[:3], rgba[3] > 0)
             if image.count in (2, 4):  # grey + alpha, RGB + alpha
-                return Picture(data[:-1], data[-1] > 0, image.dtypes[0])
-            return Picture(data, image.dataset_mask() > 0, image.dtypes[0])
+                return Picture(data[:-1], data[-1] > 0)
+            return Picture(data, image.dataset_mask() > 0)
     except InputError:
         raise
     except RasterioIOError as error:  # bytes that are no image

@@ -40,12 +40,10 @@ class ImageryConfig(FetchOptions, TransferOptions):
 
     def options(self) -> FetchOptions:
         """What decides the fetched pixels (the transfer options only change the speed)."""
-        return FetchOptions.model_validate(self.model_dump(include=set(FetchOptions.model_fields)))
+        return self.part(FetchOptions)
 
     def transfer(self) -> TransferOptions:
-        return TransferOptions.model_validate(
-            self.model_dump(include=set(TransferOptions.model_fields))
-        )
+        return self.part(TransferOptions)
 
 
 class PreprocessConfig(PreprocessOptions, ProcessingResources):
@@ -66,9 +64,7 @@ class PreprocessConfig(PreprocessOptions, ProcessingResources):
     def options(self) -> PreprocessOptions:
         """The options alone, as `build_dataset` and a Processing job take them (and as
         the dataset's fingerprint names them)."""
-        return PreprocessOptions.model_validate(
-            self.model_dump(include=set(PreprocessOptions.model_fields))
-        )
+        return self.part(PreprocessOptions)
 
 
 class TrainConfig(TrainingResources):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import rasterio
 from shapely.geometry.base import BaseGeometry
 
 from earthseg.atomic import atomic_dir
@@ -94,8 +95,6 @@ def write_imagelabeler_sample(out: Path, scenes: int, size: int, seed: int) -> l
 
 def _mask_swath_edge(raster: Path, scene: Scene) -> None:
     """No data beyond the edge of the satellite's swath, as in real daily imagery."""
-    import rasterio
-
     columns = scene.rgb.shape[2]
     valid = np.full(scene.rgb.shape[1:], 255, np.uint8)
     valid[:, : int(columns * SWATH_EDGE)] = 0
