@@ -19,7 +19,7 @@ help: ## list the targets
 setup: $(INSTALLED) ## virtual environment in .venv with the pinned package and dev tools
 
 $(INSTALLED): pyproject.toml constraints.txt
-	scripts/setup-venv.sh $(PYTHON) $(VENV) 'imagery,preprocess,train,tf-cpu,serve,ort-cpu,aws,dev'
+	scripts/setup-venv.sh $(PYTHON) $(VENV) 'imagery,preprocess,detect,train,tf-cpu,serve,ort-cpu,aws,dev'
 	touch $@
 
 docker: ## install Debian's docker.io and docker-compose when missing, start dockerd when none answers

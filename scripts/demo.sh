@@ -5,7 +5,7 @@
 # Then `earthseg pipeline --local`: fetch each event's scene from the WMS, preprocess in the
 # training image (as a Processing job would), train through the SageMaker SDK's local mode
 # in the training image, serve in the inference image, predict the test scenes over HTTP,
-# and write the report. Without a Docker engine the pipeline says so and runs the same
+# detect events over every scene of the archive, and write the report. Without a Docker engine the pipeline says so and runs the same
 # stages on this machine without containers.
 #
 #   scripts/demo.sh DEMO_DIR     env: DEMO_SCENES, DEMO_SIZE, DEMO_TILE, DEMO_EPOCHS
@@ -55,6 +55,9 @@ imagery: {url: "$wms_url", resolution: 0.005deg, margin: 50km}
 preprocess: {tile_size: $tile, seed: 0, write_tiles: true}
 train:
   hyperparameters: {epochs: $epochs, batch_size: 16, patience: 6, seed: 0}
+# Then the trained model, served, over every scene of the archive (one per date): masks,
+# the event catalogue and the daily plot, at the end of the report.
+detect: {scenes: sample/imagery/rasters}
 YAML
 
 step "4. earthseg pipeline --config $demo/run.yaml --local"
@@ -78,6 +81,7 @@ cat <<EOF
   training channels + manifest:         $run/dataset/{train,validation,test}, $run/dataset/manifest.json
   per-tile GeoTIFFs + _bitmap.png:      $run/dataset/tiles
   model artifact (SavedModel, ONNX, card): $run/model
+  detection over the archive's dates:   $run/detection/{catalogue.parquet,catalogue.geojson,daily.csv,daily.png,detections.html}
   training metrics and figures:         $run/training
   test scenes predicted whole (QGIS):   $run/predictions/*.tif (mask GeoTIFF), *.geojson (polygons)
   every stage's log:                    $run/logs

@@ -28,6 +28,8 @@ def test_help_lists_every_subcommand_with_its_purpose() -> None:
         "deploy",
         "delete",
         "invoke",
+        "transform",
+        "detect",
         "pipeline",
         "push",
     }

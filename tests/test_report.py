@@ -28,7 +28,9 @@ from earthseg.report import scores as report_scores
 from earthseg.report import write_report
 from earthseg.report.scores import Confusion, score_scene
 from earthseg.serve.geo import MASK_NODATA, describe
-from earthseg.serve.predictor import Prediction, save_prediction
+from earthseg.serve.raster_writer import cog_writer
+from earthseg.serve.scene import write_polygons
+from earthseg.serve.stream import Rows
 from earthseg.synthetic.export import write_sample_export
 from earthseg.train.export import model_card
 from earthseg.train.report import plot_curves, plot_predictions
@@ -123,15 +125,13 @@ def save_mask(
     `valid`; return the mask GeoTIFF (its GeoJSON beside it)."""
     with rasterio.open(image) as dataset:
         grid = describe(dataset)
-    prediction = Prediction(
-        probabilities=mask[np.newaxis].astype(np.float32),
-        valid=None if valid is None else valid[np.newaxis],
-        threshold=0.5,
-        grid=grid,
-        single=True,
-    )
+    probabilities = mask.astype(np.float32)
+    if valid is not None:
+        probabilities[~valid] = np.nan
     path = folder / f"{stem}.tif"
-    save_prediction(prediction, path, folder / f"{stem}.geojson")
+    with cog_writer(path, grid, "mask", 0.5) as writer:
+        writer.write(Rows(0, probabilities))
+    write_polygons(path, folder / f"{stem}.geojson", None)
     return path
 
 

@@ -34,6 +34,7 @@ from earthseg.serve.decoders import MAX_PIXELS, decode
 from earthseg.serve.errors import RequestError
 from earthseg.serve.geo import MASK_NODATA, THRESHOLD_TAG
 from earthseg.serve.predictor import Predictor, load_predictor
+from earthseg.serve.scene import LocalScene, save_scene
 from earthseg.serve.settings import ServerSettings
 from earthseg.serve.windows import DeadlineExceeded, predict_images
 
@@ -534,9 +535,11 @@ def test_georeferencing_survives_a_scene_smaller_than_a_window(
         transform=transform,
     ) as dataset:
         dataset.write(pixels)
-    prediction = predictor.predict_file(scene)
-    assert prediction.probabilities.shape == (1, 30, 45)
-    assert prediction.grid is not None and prediction.grid.transform == transform
+    out = tmp_path / "mask.tif"
+    save_scene(LocalScene(predictor, scene), out)
+    with rasterio.open(out) as mask:
+        assert (mask.width, mask.height, mask.transform) == (45, 30, transform)
+        assert mask.crs == "EPSG:4326"
 
 
 # Fuzzing: whatever the body, a decoder answers with a Payload or a RequestError

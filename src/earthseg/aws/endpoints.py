@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from earthseg.aws import jobs, s3
 from earthseg.aws.names import DEFAULT_NAME, ENDPOINT, check_name
-from earthseg.aws.resources import EndpointOptions
+from earthseg.aws.resources import AsyncOptions, EndpointOptions
 from earthseg.aws.role import execution_role
 from earthseg.aws.session import account_id, call
 from earthseg.errors import InputError
@@ -40,17 +40,41 @@ def deploy(
     options: EndpointOptions | None = None,
     environment: Mapping[str, str] | None = None,
     say: Callable[[str], None] = print,
+    asynchronous: AsyncOptions | None = None,
 ) -> str:
     """Serve `model_uri` (a model.tar.gz in S3) from `image`, running as `role` (None:
     $SAGEMAKER_ROLE), and follow the endpoint to InService; return its name.
 
     Model, endpoint config and endpoint share one name, `<name>-<timestamp>`. A failed
     endpoint raises an InputError carrying SageMaker's FailureReason.
+
+    `asynchronous`: an asynchronous endpoint (CreateEndpointConfig's AsyncInferenceConfig,
+    see earthseg.aws.async_inference), whose model server takes SageMaker's 1 GB bodies
+    and works as long as the invocation timeout. SageMaker runs these on instances only.
     """
     from sagemaker.core.common_utils import name_from_base
 
+    from earthseg.aws.async_inference import async_environment, async_inference_config
+
     options = options or EndpointOptions()
     check_name(name, (ENDPOINT,), "--name")
+    environment = dict(environment or {})
+    if asynchronous is not None:
+        if options.serverless is not None:
+            raise InputError(
+                "--serverless, --async",
+                "do not go together: SageMaker runs asynchronous endpoints on instances only",
+                "drop --serverless (and choose --instance-type), or drop --async",
+            )
+        server = async_environment(asynchronous)
+        clash = sorted(key for key, value in server.items() if environment.get(key, value) != value)
+        if clash:
+            raise InputError(
+                ", ".join(clash),
+                "is set by the asynchronous endpoint's options",
+                "leave it out: --invocation-timeout sets the model server's timeout",
+            )
+        environment.update(server)
     s3.parse_s3_uri(model_uri, "--model")
     if not model_uri.endswith(".tar.gz"):
         raise InputError(
@@ -61,7 +85,13 @@ def deploy(
     endpoint = name_from_base(name)
     container: dict[str, Any] = {"Image": image, "ModelDataUrl": model_uri}
     if environment:
-        container["Environment"] = dict(environment)
+        container["Environment"] = environment
+    config: dict[str, Any] = {
+        "EndpointConfigName": endpoint,
+        "ProductionVariants": [options.variant(endpoint)],
+    }
+    if asynchronous is not None:
+        config["AsyncInferenceConfig"] = async_inference_config(session, asynchronous, endpoint)
     client = session.client("sagemaker")
     steps: list[tuple[str, str, dict[str, Any]]] = [
         (
@@ -69,11 +99,7 @@ def deploy(
             "create_model",
             {"ModelName": endpoint, "PrimaryContainer": container, "ExecutionRoleArn": role},
         ),
-        (
-            "endpoint config",
-            "create_endpoint_config",
-            {"EndpointConfigName": endpoint, "ProductionVariants": [options.variant(endpoint)]},
-        ),
+        ("endpoint config", "create_endpoint_config", config),
         (
             "endpoint",
             "create_endpoint",
@@ -86,9 +112,31 @@ def deploy(
         except ClientError as error:
             _remove_partial(client, endpoint, [kind for kind, _, _ in steps[:done]])
             raise jobs.refused(error, f"{kind} {endpoint}") from None
-    say(f"endpoint {endpoint} ({options.describe()}) with {image}")
+    kind = "" if asynchronous is None else ", asynchronous"
+    say(f"endpoint {endpoint} ({options.describe()}{kind}) with {image}")
+    if asynchronous is not None:
+        output = config["AsyncInferenceConfig"]["OutputConfig"]
+        say(f"  answers in {output['S3OutputPath']}, failures in {output['S3FailurePath']}")
     _follow_endpoint(client, endpoint, say)
     return endpoint
+
+
+def is_async(session: boto3.Session, name: str) -> bool:
+    """Whether endpoint `name` is asynchronous: its endpoint config holds an
+    `AsyncInferenceConfig` (DescribeEndpoint, then DescribeEndpointConfig)."""
+    client = session.client("sagemaker")
+    config_name = _describe_endpoint(session, client, name)["EndpointConfigName"]
+    try:
+        config = call(client, "describe_endpoint_config", EndpointConfigName=config_name)
+    except ClientError as error:
+        if _missing(error):
+            raise InputError(
+                f"endpoint {name}",
+                f"has lost its endpoint config {config_name}",
+                f"delete it (earthseg delete --endpoint {name}) and deploy again",
+            ) from None
+        raise jobs.refused(error, f"endpoint config {config_name}") from None
+    return "AsyncInferenceConfig" in config
 
 
 def delete_endpoint(session: boto3.Session, name: str, say: Callable[[str], None] = print) -> None:
@@ -98,17 +146,7 @@ def delete_endpoint(session: boto3.Session, name: str, say: Callable[[str], None
     exist is an InputError.
     """
     client = session.client("sagemaker")
-    try:
-        endpoint = call(client, "describe_endpoint", EndpointName=name)
-    except ClientError as error:
-        if _missing(error):
-            raise InputError(
-                "--endpoint",
-                f"there is no endpoint {name} in {session.region_name}",
-                "check the name and region (aws sagemaker list-endpoints)",
-            ) from None
-        raise jobs.refused(error, f"endpoint {name}") from None
-    config_name = endpoint["EndpointConfigName"]
+    config_name = _describe_endpoint(session, client, name)["EndpointConfigName"]
     models: list[str] = []
     try:
         config = call(client, "describe_endpoint_config", EndpointConfigName=config_name)
@@ -121,6 +159,20 @@ def delete_endpoint(session: boto3.Session, name: str, say: Callable[[str], None
     _delete(client, "endpoint config", config_name, say)
     for model in models:
         _delete(client, "model", model, say)
+
+
+def _describe_endpoint(session: boto3.Session, client: Any, name: str) -> dict[str, Any]:
+    """DescribeEndpoint's answer; an endpoint that does not exist is an InputError."""
+    try:
+        return dict(call(client, "describe_endpoint", EndpointName=name))
+    except ClientError as error:
+        if _missing(error):
+            raise InputError(
+                "--endpoint",
+                f"there is no endpoint {name} in {session.region_name}",
+                "check the name and region (aws sagemaker list-endpoints)",
+            ) from None
+        raise jobs.refused(error, f"endpoint {name}") from None
 
 
 def _delete(client: Any, kind: str, name: str, say: Callable[[str], None]) -> None:

@@ -17,9 +17,9 @@ from botocore.exceptions import ClientError
 from earthseg.aws.session import call
 from earthseg.contracts.serving import DEFAULT_MAX_PAYLOAD_MB
 from earthseg.errors import InputError
-from earthseg.serve.client import PROBABILITY_ATTRIBUTE, REQUEST_TIMEOUT_S, predict_chunked
+from earthseg.serve.client import PROBABILITY_ATTRIBUTE, REQUEST_TIMEOUT_S
 from earthseg.serve.decoders import NPY
-from earthseg.serve.predictor import Prediction
+from earthseg.serve.scene import RemoteScene
 
 RETRIES = {"max_attempts": 5, "mode": "standard"}
 
@@ -56,9 +56,9 @@ def invoke_scene(
     scene: Path,
     threshold: float | None = None,
     max_payload_mb: float = DEFAULT_MAX_PAYLOAD_MB,
-) -> Prediction:
-    """Predict a scene GeoTIFF through `endpoint`, in chunks under the payload limit."""
-    return predict_chunked(EndpointTransport(aws, endpoint), scene, threshold, max_payload_mb)
+) -> RemoteScene:
+    """A scene GeoTIFF through `endpoint`, in chunks under the payload limit, by rows."""
+    return RemoteScene(EndpointTransport(aws, endpoint), scene, threshold, max_payload_mb)
 
 
 def _endpoint_error(endpoint: str, error: ClientError) -> InputError:

@@ -136,3 +136,69 @@ class EndpointOptions(Options):
             "MaxConcurrency": self.serverless.max_concurrency,
         }
         return variant
+
+
+# Asynchronous inference, as botocore's service models (sagemaker 2017-07-24,
+# sagemaker-runtime 2017-05-13) bound it: InvokeEndpointAsync's InvocationTimeoutSeconds
+# (InvocationTimeoutSecondsHeader) is 1-3600 s; AsyncInferenceClientConfig's
+# MaxConcurrentInvocationsPerInstance is 1-1000; AsyncInferenceOutputConfig's S3OutputPath
+# and S3FailurePath (DestinationS3Uri) are at most 512 characters.
+MAX_INVOCATION_TIMEOUT_S = 3600
+MAX_CONCURRENT_INVOCATIONS = 1000
+MAX_DESTINATION_CHARS = 512
+DEFAULT_WAIT_MINUTES = 90.0  # the longest invocation, and half an hour in the queue
+ASYNC_FLAGS = {"invocation_timeout_s": "--invocation-timeout"}
+
+
+class InvocationTimeout(Options):
+    """How long an asynchronous endpoint may work on one request."""
+
+    invocation_timeout_s: Integer = Field(
+        MAX_INVOCATION_TIMEOUT_S,
+        ge=1,
+        le=MAX_INVOCATION_TIMEOUT_S,
+        description="seconds the endpoint may work on one scene (SageMaker allows up to 3600)",
+    )
+
+
+class AsyncOptions(InvocationTimeout):
+    """An asynchronous endpoint: requests queue, bodies (up to 1 GB) come from S3 and
+    answers go to S3. The invocation timeout also becomes the model server's timeout."""
+
+    output_path: str | None = Field(
+        None,
+        description="s3:// folder for answers "
+        "(default s3://<default bucket>/earthseg/async/<endpoint>/output)",
+    )
+    failure_path: str | None = Field(
+        None,
+        description="s3:// folder for failure messages "
+        "(default s3://<default bucket>/earthseg/async/<endpoint>/failures)",
+    )
+    # One whole scene at a time per instance: a prediction uses every core (or the GPU),
+    # and a scene's memory follows its area.
+    max_concurrent_invocations: Integer = Field(
+        1,
+        ge=1,
+        le=MAX_CONCURRENT_INVOCATIONS,
+        description="requests each instance works on at once",
+    )
+
+    @field_validator("output_path", "failure_path")
+    @classmethod
+    def _s3_folder(cls, path: str | None) -> str | None:
+        if path is not None and not path.startswith("s3://"):
+            raise invalid(f"{path!r} is not in S3", "give an s3://bucket/prefix folder")
+        if path is not None and len(path) > MAX_DESTINATION_CHARS:
+            raise invalid(f"is {len(path)} characters long", f"use at most {MAX_DESTINATION_CHARS}")
+        return path
+
+
+class AsyncInvocation(InvocationTimeout):
+    """How `earthseg invoke --async` asks an asynchronous endpoint and waits for it."""
+
+    wait_minutes: Number = Field(
+        DEFAULT_WAIT_MINUTES,
+        gt=0,
+        description="stop waiting for the answer after this long, queueing included",
+    )

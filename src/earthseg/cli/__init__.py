@@ -13,11 +13,21 @@ import sys
 from collections.abc import Callable, Sequence
 
 from earthseg import __version__
-from earthseg.cli import data, imagery, pipeline, push, sagemaker, serving, training
+from earthseg.cli import (
+    data,
+    detect,
+    imagery,
+    pipeline,
+    push,
+    sagemaker,
+    serving,
+    training,
+    transform,
+)
 from earthseg.errors import InputError
 
 EXIT_BAD_INPUT = 2
-GROUPS = (imagery, data, training, serving, sagemaker, pipeline, push)
+GROUPS = (imagery, data, training, serving, sagemaker, transform, detect, pipeline, push)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,6 @@
 """`earthseg upload`, `deploy`, `delete`, `invoke`: a dataset to S3, a model to an
-endpoint and away again, a scene through an endpoint."""
+endpoint (real-time, serverless or asynchronous) and away again, a scene through an
+endpoint."""
 
 from __future__ import annotations
 
@@ -21,7 +22,13 @@ from earthseg.errors import InputError
 
 def add_commands(commands: Any) -> None:
     from earthseg.aws.names import DEFAULT_NAME
-    from earthseg.aws.resources import EndpointOptions, Serverless
+    from earthseg.aws.resources import (
+        ASYNC_FLAGS,
+        AsyncInvocation,
+        AsyncOptions,
+        EndpointOptions,
+        Serverless,
+    )
     from earthseg.contracts.serving import ServerOptions
 
     upload = commands.add_parser(
@@ -55,9 +62,23 @@ def add_commands(commands: Any) -> None:
         "--serverless", action="store_true", help="a serverless endpoint (CPU), no instances"
     )
     add_model_options(serverless, Serverless)
+    asynchronous = deploy.add_argument_group("an asynchronous endpoint (on instances)")
+    asynchronous.add_argument(
+        "--async",
+        dest="asynchronous",
+        action="store_true",
+        help="an asynchronous endpoint: requests queue, scenes up to 1 GB come from S3, "
+        "answers go to S3",
+    )
+    add_model_options(asynchronous, AsyncOptions, flags=ASYNC_FLAGS)
     add_model_options(deploy.add_argument_group("the model server"), ServerOptions)
     add_aws_options(deploy)
-    deploy.set_defaults(run=deploy_model, instance_options=instances, serverless_options=serverless)
+    deploy.set_defaults(
+        run=deploy_model,
+        instance_options=instances,
+        serverless_options=serverless,
+        async_options=asynchronous,
+    )
 
     delete = commands.add_parser(
         "delete", help="delete an endpoint with its endpoint config and model(s)"
@@ -69,13 +90,22 @@ def add_commands(commands: Any) -> None:
     invoke = commands.add_parser(
         "invoke",
         help="predict a whole scene through a SageMaker endpoint (sagemaker-runtime), in "
-        "chunks under the payload limit: a mask GeoTIFF on its grid (and polygons)",
+        "chunks under the payload limit or, asynchronously, whole through S3: a mask "
+        "GeoTIFF on its grid (and polygons)",
     )
     invoke.add_argument("--endpoint", required=True, help="endpoint name (earthseg deploy)")
     invoke.add_argument("--image", type=Path, required=True, help="scene GeoTIFF, any size")
-    add_prediction_options(invoke, "4 for serverless endpoints; ")
+    add_prediction_options(invoke, "4 for serverless endpoints; not with --async; ")
+    queued = invoke.add_argument_group("an asynchronous endpoint (earthseg deploy --async)")
+    queued.add_argument(
+        "--async",
+        dest="asynchronous",
+        action="store_true",
+        help="send the scene whole (up to 1 GB) through S3 and wait for the answer there",
+    )
+    add_model_options(queued, AsyncInvocation, flags=ASYNC_FLAGS)
     add_aws_options(invoke, role=False)
-    invoke.set_defaults(run=invoke_endpoint)
+    invoke.set_defaults(run=invoke_endpoint, async_options=queued)
 
 
 def upload_dataset(args: argparse.Namespace) -> None:
@@ -90,7 +120,7 @@ def upload_dataset(args: argparse.Namespace) -> None:
 def deploy_model(args: argparse.Namespace) -> None:
     from earthseg.aws.endpoints import deploy
     from earthseg.aws.names import DEFAULT_NAME
-    from earthseg.aws.resources import EndpointOptions, Serverless
+    from earthseg.aws.resources import ASYNC_FLAGS, AsyncOptions, EndpointOptions, Serverless
     from earthseg.contracts.serving import ServerOptions
 
     if args.serverless:
@@ -107,6 +137,17 @@ def deploy_model(args: argparse.Namespace) -> None:
             args, args.serverless_options, "--serverless", "they size a serverless endpoint"
         )
         options = model_from_args(args, EndpointOptions, ["instance_type", "instances"])
+    asynchronous = None
+    if args.asynchronous:
+        if args.timeout is not None:
+            raise InputError(
+                "--timeout",
+                "does not apply to --async: the model server's timeout is the invocation's",
+                "drop it, and give --invocation-timeout instead",
+            )
+        asynchronous = model_from_args(args, AsyncOptions, flags=ASYNC_FLAGS)
+    else:
+        refuse_unless(args, args.async_options, "--async", "they set up an asynchronous endpoint")
     server = model_from_args(args, ServerOptions)
     endpoint = deploy(
         aws_session(args),
@@ -116,6 +157,7 @@ def deploy_model(args: argparse.Namespace) -> None:
         name=args.name or DEFAULT_NAME,
         options=options,
         environment=server.environment(),
+        asynchronous=asynchronous,
     )
     print(f"endpoint:  {endpoint} (InService)")
     print(f"remove it: earthseg delete --endpoint {endpoint}")
@@ -128,10 +170,42 @@ def delete_endpoint(args: argparse.Namespace) -> None:
 
 
 def invoke_endpoint(args: argparse.Namespace) -> None:
+    if args.asynchronous:
+        invoke_asynchronous(args)
+        return
     from earthseg.aws.invoke import invoke_scene
 
+    refuse_unless(args, args.async_options, "--async", "they ask an asynchronous endpoint")
     options = scene_options(args)  # checked before predicting
     prediction = invoke_scene(
         aws_session(args), args.endpoint, args.image, options.threshold, options.max_payload_mb
     )
     write_prediction(args, prediction, options)
+
+
+def invoke_asynchronous(args: argparse.Namespace) -> None:
+    """`invoke --async`: the scene whole through S3, the answer's probabilities thresholded
+    here into the same outputs as `invoke`."""
+    from earthseg.aws.async_inference import async_scene
+    from earthseg.aws.endpoints import is_async
+    from earthseg.aws.resources import ASYNC_FLAGS, AsyncInvocation
+
+    if args.max_payload_mb is not None:
+        raise InputError(
+            "--max-payload-mb",
+            "does not apply to --async: the scene goes whole through S3 (up to 1 GB)",
+            "drop it",
+        )
+    options = scene_options(args)  # checked before predicting
+    invocation = model_from_args(args, AsyncInvocation, flags=ASYNC_FLAGS)
+    session = aws_session(args)
+    if not is_async(session, args.endpoint):
+        raise InputError(
+            "--endpoint",
+            f"{args.endpoint} is a real-time endpoint, not an asynchronous one",
+            "drop --async",
+        )
+    with async_scene(
+        session, args.endpoint, args.image, options.threshold, invocation, args.out.parent
+    ) as scene:
+        write_prediction(args, scene, options)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from earthseg.cli.options import add_model_options, model_from_args
 
 if TYPE_CHECKING:
-    from earthseg.serve.predictor import Prediction
+    from earthseg.serve.scene import ScenePrediction
 
 
 def add_commands(commands: Any) -> None:
@@ -52,7 +52,12 @@ def add_prediction_options(parser: argparse.ArgumentParser, payload_note: str) -
     """Where a predicted scene goes, and how requests are sized (predict, invoke)."""
     from earthseg.serve.scene import SceneOptions
 
-    parser.add_argument("--out", type=Path, required=True, help="mask GeoTIFF to write")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="mask to write (a Cloud-Optimized GeoTIFF)"
+    )
+    parser.add_argument(
+        "--probabilities", type=Path, help="also write the probabilities here (float32 COG)"
+    )
     parser.add_argument("--geojson", type=Path, help="also write the mask's polygons here")
     add_model_options(parser, SceneOptions, notes={"max_payload_mb": payload_note})
 
@@ -71,22 +76,30 @@ def serve_model(args: argparse.Namespace) -> None:
 
 
 def predict_scene(args: argparse.Namespace) -> None:
-    from earthseg.serve.scene import predict_file
+    from earthseg.serve.scene import open_scene
 
     options = scene_options(args)
-    prediction = predict_file(args.image, options, model=args.model, url=args.url)
-    write_prediction(args, prediction, options)
+    with open_scene(args.image, options, model=args.model, url=args.url) as scene:
+        write_prediction(args, scene, options)
 
 
-def write_prediction(args: argparse.Namespace, prediction: Prediction, options: Any) -> None:
-    """The mask GeoTIFF (and polygons) of `predict` and `invoke`."""
-    from earthseg.serve.predictor import save_prediction
+def write_prediction(args: argparse.Namespace, scene: ScenePrediction, options: Any) -> None:
+    """The mask COG (and probabilities, polygons) of `predict` and `invoke`, written as the
+    scene is predicted."""
+    from earthseg.serve.scene import save_scene
 
-    summary = save_prediction(prediction, args.out, args.geojson, options.target_crs())
-    rows, cols = prediction.probabilities.shape[1:]
-    print(
-        f"wrote {args.out}: {cols}x{rows}, {summary['positive']:.2%} of valid pixels positive "
-        f"at threshold {prediction.threshold:.3f}"
+    summary = save_scene(
+        scene,
+        args.out,
+        probabilities=args.probabilities,
+        geojson=args.geojson,
+        crs=options.target_crs(),
     )
+    print(
+        f"wrote {args.out}: {scene.grid.width}x{scene.grid.height}, {summary['positive']:.2%} "
+        f"of valid pixels positive at threshold {scene.threshold:.3f}"
+    )
+    if args.probabilities:
+        print(f"wrote {args.probabilities}: probabilities (float32, NaN without data)")
     if args.geojson:
         print(f"wrote {args.geojson}: {summary['polygons']:.0f} polygons")

@@ -75,6 +75,10 @@ class OnnxGraph(Record):
     output: str
     max_abs_difference_to_keras: float
     checked_tiles: int
+    # The ONNX model takes windows of any height and width that are multiples of this (a
+    # fully convolutional U-Net: 2**depth); None: the training tile's size only (models
+    # exported before windows could grow).
+    window_multiple: int | None = None
 
 
 class ModelCard(Record):

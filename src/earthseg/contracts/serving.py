@@ -17,9 +17,15 @@ WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
 MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
+# What GeoTIFF and PNG answers hold when a request does not say (custom attribute output=):
+# "mask" or "probability". Batch Transform and asynchronous endpoints set it, as their
+# requests carry no custom attributes.
+OUTPUT_ENV = "EARTHSEG_OUTPUT"
 DEFAULT_MAX_PAYLOAD_MB = 6.0  # SageMaker real-time endpoints refuse larger bodies anyway
 MB = 1024 * 1024  # SageMaker's megabyte, of payload limits
 DEFAULT_TIMEOUT_S = 60
+TRANSFORM_MAX_PAYLOAD_MB = 100  # Batch Transform's largest record
+ASYNC_MAX_PAYLOAD_MB = 1024  # an asynchronous endpoint's largest input (1 GB)
 MODEL_DIR = in_container(MODEL)  # where SageMaker unpacks model.tar.gz
 
 

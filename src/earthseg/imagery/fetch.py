@@ -60,11 +60,14 @@ COMPRESSION = {"compress": "zstd", "zstd_level": 1, "predictor": 2}
 
 @dataclass(frozen=True)
 class Event:
-    """One labelled event: its label set, its date and its polygons' lon/lat bounds."""
+    """One scene to fetch: a labelled event (its label set, the date in its name, its
+    polygons' lon/lat bounds), or one day and layer of an area (no labels)."""
 
-    labels: LabelSet
+    stem: str
+    labels: LabelSet | None
     date: datetime.date
     bounds: tuple[float, float, float, float]
+    layers: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class ScenePlan:
 
     @property
     def stem(self) -> str:
-        return self.event.labels.stem
+        return self.event.stem
 
 
 def fetch_export(
@@ -88,42 +91,81 @@ def fetch_export(
 ) -> FetchRecord:
     """Fetch every event's scene of the export at `labels` into `out`; return the record."""
     options = options or FetchOptions()
+    with open_export(Path(labels)) as label_sets:
+        events = [read_event(label_set, options.layers) for label_set in label_sets]
+        return fetch_events(events, out, options, transfer, say)
+
+
+def fetch_area(
+    bbox: tuple[float, float, float, float],
+    dates: list[datetime.date],
+    out: Path,
+    options: FetchOptions | None = None,
+    transfer: TransferOptions | None = None,
+    say: Callable[[str], None] = print,
+) -> FetchRecord:
+    """Fetch one scene per day and layer over `bbox` (west, south, east, north, degrees)
+    into `out` (`images/<layer>_<date>.tif`, no labels); return the record. The margin
+    is not added: the box is the area asked for."""
+    options = (options or FetchOptions()).model_copy(update={"margin": "0km"})
+    events = [
+        Event(f"{layer}_{date.isoformat()}", None, date, bbox, (layer,))
+        for layer in options.layers
+        for date in dates
+    ]
+    return fetch_events(events, out, options, transfer, say, skip_undated=True)
+
+
+def fetch_events(
+    events: list[Event],
+    out: Path,
+    options: FetchOptions,
+    transfer: TransferOptions | None = None,
+    say: Callable[[str], None] = print,
+    skip_undated: bool = False,
+) -> FetchRecord:
+    """Fetch each event's scene into `out` (keeping those fetched before with the same
+    request); write and return the record. A date outside a layer's time extent is
+    refused, or with `skip_undated` (a range of days over an area) left out and listed."""
     transfer = transfer or TransferOptions()
     out = Path(out)
     _check_output(out)
     for folder in (out / IMAGES, out / LABELS):
         remove_partials(folder)  # once here; each file then skips the look (sweep=False)
-    with open_export(Path(labels)) as label_sets:
-        events = [read_event(label_set) for label_set in label_sets]
-        client = WmsClient(options.url, transfer)
-        try:
-            capabilities = client.capabilities()
-            capabilities.check(options.layers, [event.date for event in events], options.format)
-            width, height = request_limits(capabilities, options)
-            plans = [plan_scene(event, options, width, height) for event in events]
-            fetched_before = [_already_fetched(out, plan) for plan in plans]
-            kept = [plan for plan, done in zip(plans, fetched_before, strict=True) if done]
-            todo = [plan for plan, done in zip(plans, fetched_before, strict=True) if not done]
-            if kept:
-                say(
-                    f"{len(kept)} of {len(plans)} scenes fetched before with the same request: kept"
+    client = WmsClient(options.url, transfer)
+    try:
+        capabilities = client.capabilities()
+        skipped = []
+        if skip_undated:
+            served = [e for e in events if all(capabilities.serves(x, e.date) for x in e.layers)]
+            for event in events:
+                if event not in served:
+                    reason = f"{', '.join(event.layers)} has no imagery on {event.date}"
+                    skipped.append(SkippedScene(stem=event.stem, reason=reason))
+            events = served
+        capabilities.check(options.layers, [event.date for event in events], options.format)
+        width, height = request_limits(capabilities, options)
+        plans = [plan_scene(event, options, width, height) for event in events]
+        fetched_before = [_already_fetched(out, plan) for plan in plans]
+        kept = [plan for plan, done in zip(plans, fetched_before, strict=True) if done]
+        todo = [plan for plan, done in zip(plans, fetched_before, strict=True) if not done]
+        if kept:
+            say(f"{len(kept)} of {len(plans)} scenes fetched before with the same request: kept")
+        scenes = [_kept_record(out, plan) for plan in kept]
+        for plan, picture in download(client, todo, options, transfer.workers):
+            share = float(picture.valid.mean())
+            if share < options.min_valid:
+                reason = (
+                    f"only {share:.0%} of its pixels hold data on {plan.event.date} "
+                    f"(swath gap or outside the layer; --min-valid {options.min_valid})"
                 )
-            scenes = [_kept_record(out, plan) for plan in kept]
-            skipped = []
-            for plan, picture in download(client, todo, options, transfer.workers):
-                share = float(picture.valid.mean())
-                if share < options.min_valid:
-                    reason = (
-                        f"only {share:.0%} of its pixels hold data on {plan.event.date} "
-                        f"(swath gap or outside the layer; --min-valid {options.min_valid})"
-                    )
-                    say(f"  {plan.stem}: left out, {reason}")
-                    skipped.append(SkippedScene(stem=plan.stem, reason=reason))
-                    continue
-                scenes.append(_write_scene(out, plan, picture, options, share))
-        finally:
-            client.close()
-        _remove_stale(out, {scene.stem for scene in scenes})
+                say(f"  {plan.stem}: left out, {reason}")
+                skipped.append(SkippedScene(stem=plan.stem, reason=reason))
+                continue
+            scenes.append(_write_scene(out, plan, picture, options, share))
+    finally:
+        client.close()
+    _remove_stale(out, {scene.stem for scene in scenes})
     record = FetchRecord(
         created_by=f"earthseg {__version__}",
         options=options.model_dump(mode="json"),
@@ -134,7 +176,7 @@ def fetch_export(
     return record
 
 
-def read_event(label_set: LabelSet) -> Event:
+def read_event(label_set: LabelSet, layers: tuple[str, ...]) -> Event:
     """An event's date (from its name) and the lon/lat bounds of its polygons."""
     if label_set.name is None:
         raise InputError(
@@ -146,7 +188,7 @@ def read_event(label_set: LabelSet) -> Event:
         read_labels(label_set.path, assume_wgs84=True, source=label_set.shown), label_set.shown
     ).to_crs(WGS84)
     west, south, east, north = (float(v) for v in polygons.total_bounds)
-    return Event(label_set, label_set.name.date, (west, south, east, north))
+    return Event(label_set.stem, label_set, label_set.name.date, (west, south, east, north), layers)
 
 
 def request_limits(capabilities: Capabilities, options: FetchOptions) -> tuple[int, int]:
@@ -162,7 +204,7 @@ def plan_scene(event: Event, options: FetchOptions, max_width: int, max_height: 
     grid = scene_grid(event.bounds, options.resolution, options.margin)
     request = WmsRequest(
         url=options.url,
-        layers=options.layers,
+        layers=event.layers,
         time=event.date,
         bbox=grid.bbox(),
         width=grid.width,
@@ -187,7 +229,7 @@ def download(
     tasks = [
         (plan, index, layer, window)
         for plan in plans
-        for index, layer in enumerate(options.layers)
+        for index, layer in enumerate(plan.event.layers)
         for window in plan.chunks
     ]
     bar = tqdm(total=len(tasks), unit="request", desc="fetch", disable=None, leave=False)
@@ -219,7 +261,7 @@ def download(
                 submit_next()
                 bar.update()
                 if scene is None or scene.plan is not plan:
-                    scene = _Mosaic(plan, len(options.layers))
+                    scene = _Mosaic(plan, len(plan.event.layers))
                 scene.add(index, window, picture)
                 if scene.complete:
                     yield plan, scene.picture()
@@ -269,10 +311,12 @@ def _write_scene(
 ) -> FetchedScene:
     """The labels first, then the scene's GeoTIFF, renamed into place last: a scene whose
     image exists is complete."""
-    _copy_labels(plan.event.labels, out / LABELS)
+    if plan.event.labels is not None:
+        _copy_labels(plan.event.labels, out / LABELS)
     image = out / IMAGES / f"{plan.stem}.tif"
+    layers = plan.event.layers
     bands, rows, cols = picture.pixels.shape
-    per_layer = bands // len(options.layers)
+    per_layer = bands // len(layers)
     profile = {
         "driver": "GTiff",
         "width": cols,
@@ -298,9 +342,9 @@ def _write_scene(
             dst.write_mask(picture.valid.astype(np.uint8) * 255)
         dst.update_tags(**request_tag(plan.request))
         for band in range(bands):
-            layer = options.layers[band // per_layer] if per_layer else ""
+            layer = layers[band // per_layer] if per_layer else ""
             dst.set_band_description(band + 1, f"{layer} band {band % per_layer + 1}")
-    return _scene_record(plan, image, share, requests=len(plan.chunks) * len(options.layers))
+    return _scene_record(plan, image, share, requests=len(plan.chunks) * len(layers))
 
 
 def _scene_record(plan: ScenePlan, image: Path, share: float, requests: int) -> FetchedScene:
@@ -336,7 +380,9 @@ def _copy_labels(label_set: LabelSet, folder: Path) -> None:
 
 def _already_fetched(out: Path, plan: ScenePlan) -> bool:
     image = out / IMAGES / f"{plan.stem}.tif"
-    if not image.is_file() or not any((out / LABELS).glob(f"{plan.stem}.*")):
+    if not image.is_file():
+        return False
+    if plan.event.labels is not None and not any((out / LABELS).glob(f"{plan.stem}.*")):
         return False
     try:
         with rasterio.open(image) as dataset:
@@ -349,7 +395,8 @@ def _kept_record(out: Path, plan: ScenePlan) -> FetchedScene:
     image = out / IMAGES / f"{plan.stem}.tif"
     with rasterio.open(image) as dataset:
         share = float(np.count_nonzero(dataset.dataset_mask())) / (dataset.width * dataset.height)
-    _copy_labels(plan.event.labels, out / LABELS)  # the labels may have been edited
+    if plan.event.labels is not None:
+        _copy_labels(plan.event.labels, out / LABELS)  # the labels may have been edited
     return _scene_record(plan, image, share, requests=0)
 
 

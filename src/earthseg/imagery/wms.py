@@ -43,6 +43,11 @@ class Capabilities:
     max_height: int | None
     formats: tuple[str, ...]
 
+    def serves(self, layer: str, date: datetime.date) -> bool:
+        """Whether `layer`'s time extent holds `date` (a layer without one holds every day)."""
+        spans = self.times.get(layer)
+        return spans is None or any(date in span for span in spans)
+
     def check(self, layers: tuple[str, ...], dates: list[datetime.date], image_format: str) -> None:
         """Every layer served, every date in every layer's time extent: refused before any
         download, naming what is not there."""

@@ -21,6 +21,7 @@ from earthseg.aws.names import ENDPOINT, PROCESSING_JOB, TRAINING_JOB, NameRule,
 from earthseg.aws.resources import EndpointOptions, ProcessingResources, TrainingResources
 from earthseg.aws.role import ROLE_ENV
 from earthseg.contracts.serving import DEFAULT_MAX_PAYLOAD_MB
+from earthseg.detect.options import DetectOptions, parse_bbox, parse_dates
 from earthseg.errors import InputError
 from earthseg.imagery.options import FetchOptions, TransferOptions
 from earthseg.preprocess.options import PreprocessOptions
@@ -44,6 +45,34 @@ class ImageryConfig(FetchOptions, TransferOptions):
 
     def transfer(self) -> TransferOptions:
         return self.part(TransferOptions)
+
+
+class DetectConfig(DetectOptions):
+    """`earthseg detect` with the run's model once it is served: over `scenes` (a folder of
+    GeoTIFFs), or over scenes fetched for `bbox` and `dates` with `imagery`'s options;
+    not run when neither is given."""
+
+    scenes: Path | None = None
+    bbox: str | None = Field(None, description="WEST,SOUTH,EAST,NORTH in degrees")
+    dates: str | None = Field(None, description="START..END (both included) or one date")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.scenes is not None and (self.bbox or self.dates):
+            raise invalid("scenes and bbox/dates are two sources", "give one of them")
+        if (self.bbox is None) != (self.dates is None):
+            raise invalid("bbox and dates go together", "give both, or neither")
+        try:
+            if self.bbox is not None and self.dates is not None:
+                parse_bbox(self.bbox)
+                parse_dates(self.dates)
+        except InputError as error:
+            raise invalid(f"{error.source}: {error.problem}", error.fix) from None
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.scenes is not None or self.bbox is not None
 
 
 class PreprocessConfig(PreprocessOptions, ProcessingResources):
@@ -109,6 +138,7 @@ class RunConfig(Options):
     train: TrainConfig = TrainConfig()
     deploy: DeployConfig = DeployConfig()
     invoke: InvokeConfig = InvokeConfig()
+    detect: DetectConfig = DetectConfig()
     aws: AwsConfig = AwsConfig()
     local: LocalConfig = LocalConfig()
 
@@ -173,4 +203,7 @@ def load_config(path: Path) -> RunConfig:
         labels=base / config.export.labels, images=base / images if images else None
     )
     run_dir = base / config.run_dir if config.run_dir else base / config.folder
-    return config.model_copy(update={"export": export, "run_dir": run_dir})
+    detect = config.detect
+    if detect.scenes is not None:
+        detect = detect.model_copy(update={"scenes": base / detect.scenes})
+    return config.model_copy(update={"export": export, "run_dir": run_dir, "detect": detect})

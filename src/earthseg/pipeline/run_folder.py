@@ -120,6 +120,10 @@ class RunLayout:
         return self.root / "predictions"
 
     @property
+    def detection(self) -> Path:
+        return self.root / "detection"
+
+    @property
     def report(self) -> Path:
         return self.root / "report"
 

@@ -22,7 +22,7 @@ from earthseg.errors import InputError
 from earthseg.pipeline.backends.base import Backend, ScenePredictor
 from earthseg.pipeline.config import RunConfig, load_config
 from earthseg.pipeline.run_folder import RunFolder, RunLayout, digest
-from earthseg.serve.predictor import save_prediction
+from earthseg.serve.scene import save_scene
 
 STAGE_MARKER = ".earthseg-stage"  # which invoke stage the predictions belong to
 
@@ -114,7 +114,21 @@ def run_pipeline(
             )
 
     invoke_digest, _ = stage("invoke", invoke_depends, invoke)
-    stage("report", [invoke_digest], lambda _: _report(config, layout, images, labels))
+    report_depends = [invoke_digest]
+    if config.detect.enabled:
+
+        def detection(_: str) -> dict[str, Any]:
+            scenes = detection_scenes(config, layout.detection, say)
+            with backend.deploy(trained) as predict:
+                return detect_with(predict, f"run {train_digest}", scenes, config, layout, say)
+
+        detect_digest, _ = stage(
+            "detect",
+            [*invoke_depends, config.detect.model_dump(mode="json"), _detect_inputs(config)],
+            detection,
+        )
+        report_depends.append(detect_digest)
+    stage("report", report_depends, lambda _: _report(config, layout, images, labels))
     return layout.report
 
 
@@ -133,6 +147,56 @@ def fetch_scenes(config: RunConfig, out: Path, say: Callable[[str], None]) -> di
         config.export.labels, out, config.imagery.options(), config.imagery.transfer(), say
     )
     return {"imagery": str(out), "scenes": len(record.scenes), "left out": len(record.skipped)}
+
+
+def detection_scenes(config: RunConfig, out: Path, say: Callable[[str], None]) -> list[Any]:
+    """The scenes `detect:` names: a folder's, or fetched for its bbox and dates (on this
+    machine, with `imagery`'s options) into the detection folder."""
+    from earthseg.detect.options import parse_bbox, parse_dates
+    from earthseg.detect.scenes import fetched_scenes, folder_scenes
+    from earthseg.imagery.fetch import fetch_area
+
+    settings = config.detect
+    if settings.scenes is not None:
+        return folder_scenes(settings.scenes)
+    assert settings.bbox is not None and settings.dates is not None
+    bbox, dates = parse_bbox(settings.bbox), parse_dates(settings.dates)
+    imagery = out / "imagery"
+    fetch_area(bbox, dates, imagery, config.imagery.options(), config.imagery.transfer(), say)
+    return fetched_scenes(imagery)
+
+
+def detect_with(
+    predict: ScenePredictor,
+    identity: str,
+    scenes: list[Any],
+    config: RunConfig,
+    layout: RunLayout,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """`earthseg detect` through the run's deployed model."""
+    from earthseg.detect.models import PredictorModel
+    from earthseg.detect.options import DetectOptions
+    from earthseg.detect.run import detect
+
+    options = config.detect.part(DetectOptions)
+    model = PredictorModel(predict, identity, options.threshold)
+    result = detect(
+        scenes, model, layout.detection, options, title=f"Detection, run {config.name}", say=say
+    )
+    return {
+        "scenes": len(result.scenes),
+        "events": result.events,
+        "failed": len(result.failures),
+        "catalogue": str(result.catalogue.parquet),
+    }
+
+
+def _detect_inputs(config: RunConfig) -> Any:
+    """What the detection's scenes are: a folder's files, or what is fetched."""
+    if config.detect.scenes is not None:
+        return export_fingerprint(config.detect.scenes)
+    return config.imagery.options().model_dump(mode="json")
 
 
 def export_fingerprint(*locations: Path) -> list[tuple[str, int, int]]:
@@ -174,7 +238,7 @@ def predict_scenes(
         mask, polygons = out / f"{scene.stem}.tif", out / f"{scene.stem}.geojson"
         if mask.exists() and polygons.exists():
             continue
-        summary = save_prediction(predict(scene, threshold), mask, polygons)
+        summary = save_scene(predict(scene, threshold), mask, geojson=polygons)
         say(f"  {number}/{len(scenes)} {scene.name}: {summary['positive']:.2%} of pixels positive")
     return {"scenes": len(scenes), "predictions": str(out)}
 
@@ -194,6 +258,7 @@ def _report(config: RunConfig, layout: RunLayout, images: Path, labels: Path) ->
         training_figures=layout.training,
         title=f"earthseg run {config.name}",
         fetch_record=None if config.export.images else layout.imagery / FETCH_RECORD,
+        detection=layout.detection if config.detect.enabled else None,
     )
     pooled = summary.pooled
     scores = {

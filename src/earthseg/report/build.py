@@ -73,6 +73,7 @@ def write_report(
     training_figures: Path | None = None,
     title: str = DEFAULT_TITLE,
     fetch_record: Path | None = None,
+    detection: Path | None = None,
 ) -> ReportSummary:
     """Score the manifest's test scenes' predictions and write the report into `out_dir`.
 
@@ -82,6 +83,7 @@ def write_report(
     history.csv (curves are redrawn from it) and its output folder (training_curves.png,
     predictions.png are copied when there). `fetch_record`: the fetch.json of the
     scenes, when `earthseg fetch` made them (the scenes it left out are listed).
+    `detection`: an `earthseg detect` output folder, reported last.
     """
     out_dir, manifest, model_card = Path(out_dir), Path(manifest), Path(model_card)
     _check_out_dir(out_dir)
@@ -119,6 +121,10 @@ def write_report(
             left_out=left_out,
         )
         blocks = report_blocks(facts)
+        if detection is not None:
+            from earthseg.report.detection import detection_blocks
+
+            blocks += detection_blocks(Path(detection), out_dir.resolve(), partial)
         (partial / layout.REPORT_HTML).write_text(to_html(title, blocks, partial))
         (partial / layout.REPORT_MD).write_text(to_markdown(title, blocks))
     summary = ReportSummary(

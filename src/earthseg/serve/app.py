@@ -9,17 +9,21 @@ everything, so a bad request costs one response.
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import replace
 
 from flask import Flask, Request, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from earthseg.contracts.serving import MAX_PAYLOAD_ENV
 from earthseg.serve.attributes import HEADER, parse_attributes
-from earthseg.serve.decoders import DECODERS, decode, media_type
-from earthseg.serve.encoders import ANSWER_FOR_REQUEST, ENCODERS, encode
+from earthseg.serve.decoders import DECODERS, PNG, TIFF, decode, media_type
+from earthseg.serve.encoders import ANSWER_FOR_REQUEST, ENCODERS, GEOJSON, encode
 from earthseg.serve.errors import RequestError, not_acceptable, unsupported_media_type
-from earthseg.serve.predictor import Predictor
+from earthseg.serve.predictor import Predictor, past_deadline
+from earthseg.serve.scene_answer import answer_scene
 from earthseg.serve.settings import ServerSettings
+from earthseg.serve.windows import DeadlineExceeded
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +58,23 @@ def create_app(predictor: Predictor, settings: ServerSettings) -> Flask:
             )
         accept = negotiate(request, kind, settings.default_accept)
         options = parse_attributes(request.headers.get(HEADER))
-        payload = decode(request.get_data(cache=False), kind, predictor.card)
-        prediction = predictor.predict(payload, options.threshold, settings.timeout_s)
-        body = encode(prediction, accept, options)
+        if options.output is None and accept in (TIFF, PNG):
+            options = replace(options, output=settings.default_output)
+        if kind == TIFF and accept in (TIFF, GEOJSON):  # a scene, streamed by rows
+            deadline = time.monotonic() + settings.timeout_s
+            try:
+                body, threshold = answer_scene(
+                    request.get_data(cache=False), accept, options, predictor, deadline
+                )
+            except DeadlineExceeded as stopped:
+                raise past_deadline(settings.timeout_s, stopped) from None
+        else:
+            payload = decode(request.get_data(cache=False), kind, predictor.card)
+            prediction = predictor.predict(payload, options.threshold, settings.timeout_s)
+            body, threshold = encode(prediction, accept, options), prediction.threshold
         # The threshold applied, for clients that get probabilities and make masks themselves.
         # SageMaker hands this header back to the caller of InvokeEndpoint.
-        attributes = {HEADER: f"threshold={prediction.threshold!r}"}
+        attributes = {HEADER: f"threshold={threshold!r}"}
         return Response(body, content_type=accept, headers=attributes)
 
     @app.errorhandler(RequestError)

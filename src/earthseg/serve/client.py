@@ -1,5 +1,6 @@
 """Whole-scene prediction against a running model server, however large the scene: a
-server reached over HTTP here, or a SageMaker endpoint (earthseg.aws.invoke).
+server reached over HTTP here, or a SageMaker endpoint (earthseg.aws.invoke); the scene
+streams through by rows (earthseg.serve.scene.RemoteScene).
 
 A scene whose request or answer would exceed the server's payload limit is cut into
 overlapping chunks that each fit; every chunk goes as a NumPy array and comes back as
@@ -16,16 +17,14 @@ import math
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from earthseg.contracts.serving import DEFAULT_MAX_PAYLOAD_MB, MB
+from earthseg.contracts.serving import MB
 from earthseg.errors import InputError
 from earthseg.serve.attributes import HEADER, parse_attributes
 from earthseg.serve.decoders import NPY
-from earthseg.serve.predictor import Prediction, blended_probabilities, read_scene
 
 CHUNK_OVERLAP = 128  # pixels shared by neighbouring chunks, blended
 PAYLOAD_MARGIN = 0.95  # of the limit, for the .npy header and rounding
@@ -91,35 +90,14 @@ class HttpTransport:
             ) from None
 
 
-def predict_remote(
-    url: str,
-    scene: Path,
-    threshold: float | None = None,
-    max_payload_mb: float = DEFAULT_MAX_PAYLOAD_MB,
-) -> Prediction:
-    """Predict a scene GeoTIFF through the server at `url`, in chunks under the limit."""
-    return predict_chunked(HttpTransport(url), scene, threshold, max_payload_mb)
-
-
-def predict_chunked(
-    transport: Transport,
-    scene: Path,
-    threshold: float | None = None,
-    max_payload_mb: float = DEFAULT_MAX_PAYLOAD_MB,
-    overlap: int = CHUNK_OVERLAP,
-) -> Prediction:
-    """Predict a scene GeoTIFF through `transport`, in blended chunks under the payload limit."""
-    client = InvocationsClient(transport)
-    payload = read_scene(scene)
-    _, height, width, bands = payload.images.shape
-    chunk = chunk_side(bands * payload.images.dtype.itemsize, max_payload_mb)
-    tile = (min(chunk, height), min(chunk, width))
-    overlap = min(overlap, min(tile) // 2)
-    probabilities = blended_probabilities(payload, client.probabilities, tile, overlap)
-    chosen = threshold if threshold is not None else client.threshold
-    if chosen is None:
-        raise InputError(scene, "got no decision threshold from the model", "pass --threshold")
-    return Prediction(probabilities, payload.valid, chosen, payload.grid, True)
+def chunk_window(dataset: Any, max_payload_mb: float) -> tuple[tuple[int, int], int]:
+    """The chunk (rows, cols) a scene goes to a server in, and the chunks' overlap: the
+    largest square whose request and float32 answer fit the limit, no larger than the
+    scene."""
+    itemsize = np.dtype(dataset.dtypes[0]).itemsize
+    side = chunk_side(dataset.count * itemsize, max_payload_mb)
+    chunk = (min(side, dataset.height), min(side, dataset.width))
+    return chunk, min(CHUNK_OVERLAP, min(chunk) // 2)
 
 
 def chunk_side(bytes_per_pixel: int, max_payload_mb: float) -> int:

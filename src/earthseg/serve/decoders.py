@@ -79,8 +79,8 @@ def decode_tiff(body: bytes, card: ModelCard) -> Payload:
                     f"the {TIFF} body is a {dataset.driver} raster, not a TIFF",
                     "send a GeoTIFF, or set the Content-Type that matches the body",
                 )
-            _check_size(dataset.width * dataset.height, TIFF)
-            _check_bands(dataset.count, card, TIFF)
+            check_size(dataset.width * dataset.height, TIFF)
+            check_bands(dataset.count, card, TIFF)
             raster = read_raster(dataset)
     except RasterioError as error:
         reason = re.sub(r"'?/vsimem/\S+'?", "it", str(error))  # GDAL's in-memory file name
@@ -172,7 +172,7 @@ def _decode_picture(body: bytes, card: ModelCard, kind: str) -> Payload:
     except Exception as error:  # Pillow raises many types for bad bytes
         raise _unreadable(kind, error) from None
     with picture:
-        _check_size(picture.width * picture.height, kind)
+        check_size(picture.width * picture.height, kind)
         try:
             pixels = np.asarray(picture.convert(mode))
             alpha = None
@@ -224,8 +224,8 @@ def _array_payload(
         array = array[np.newaxis]
     if array.ndim != 4:
         raise bad_request(f"the {kind} array has shape {array.shape}", f"send {TILE_SHAPES}")
-    _check_size(math.prod(array.shape[:3]), kind)
-    _check_bands(array.shape[3], card, kind)
+    check_size(math.prod(array.shape[:3]), kind)
+    check_bands(array.shape[3], card, kind)
     valid = None
     if np.issubdtype(array.dtype, np.floating):
         finite = np.isfinite(array).all(axis=-1)
@@ -233,7 +233,7 @@ def _array_payload(
     return Payload(array, valid, None, single, kind)
 
 
-def _check_bands(bands: int, card: ModelCard, kind: str) -> None:
+def check_bands(bands: int, card: ModelCard, kind: str) -> None:
     if bands != card.input.bands:
         raise bad_request(
             f"the {kind} image has {bands} bands and the model takes {card.input.bands}",
@@ -241,11 +241,11 @@ def _check_bands(bands: int, card: ModelCard, kind: str) -> None:
         )
 
 
-def _check_size(pixels: int, kind: str) -> None:
-    if pixels > MAX_PIXELS:
+def check_size(pixels: int, kind: str, limit: int = MAX_PIXELS) -> None:
+    if pixels > limit:
         raise too_large(
             f"the {kind} body decodes to {pixels:,} pixels, over this server's "
-            f"{MAX_PIXELS:,} per request",
+            f"{limit:,} per request",
             "split the scene into parts (`earthseg predict --url` does this for you)",
         )
     if pixels == 0:
@@ -254,7 +254,7 @@ def _check_size(pixels: int, kind: str) -> None:
 
 def check_pixels(images: np.ndarray, card: ModelCard, kind: str) -> None:
     """The model's bands, as integers of its own type or floats holding raw pixel values."""
-    _check_bands(images.shape[-1], card, kind)
+    check_bands(images.shape[-1], card, kind)
     dtype = images.dtype
     if dtype in (card.input.source_dtype, np.float32, np.float64):
         return

@@ -4,20 +4,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rasterio.crs import CRS
 
 from earthseg.contracts.model_card import ModelCard
 from earthseg.contracts.serving import TIMEOUT_ENV
-from earthseg.errors import InputError
 from earthseg.serve.artifact import OnnxModel
-from earthseg.serve.decoders import Payload, check_pixels, raster_payload
+from earthseg.serve.decoders import Payload
 from earthseg.serve.errors import timed_out
-from earthseg.serve.geo import MASK_NODATA, Grid, read_raster
-from earthseg.serve.windows import DeadlineExceeded, Run, default_overlap, predict_images
+from earthseg.serve.geo import MASK_NODATA, Grid
+from earthseg.serve.stream import (
+    WINDOW_PIXELS,
+    ArraySource,
+    PixelSource,
+    Rows,
+    stream_probabilities,
+    window_shape,
+)
+from earthseg.serve.windows import DeadlineExceeded, default_overlap, predict_images
 
 
 @dataclass(frozen=True)
@@ -39,15 +46,34 @@ class Prediction:
 
 
 class Predictor:
-    """An ONNX model and the way whole images go through it (overlapping windows)."""
+    """An ONNX model and the way whole images go through it (overlapping windows).
 
-    def __init__(self, model: OnnxModel, overlap: int | None = None) -> None:
+    One image goes through in rows of windows as large as the model takes and the image
+    needs (earthseg.serve.stream); a batch of images in training-tile windows, together.
+    """
+
+    def __init__(
+        self, model: OnnxModel, overlap: int | None = None, window_pixels: int = WINDOW_PIXELS
+    ) -> None:
         self.model = model
         self.overlap = default_overlap(model.card.input.tile_size) if overlap is None else overlap
+        self.window_pixels = window_pixels
 
     @property
     def card(self) -> ModelCard:
         return self.model.card
+
+    def window(self, height: int, width: int) -> tuple[int, int]:
+        """The window an image of this size is predicted in."""
+        multiple = self.card.onnx.window_multiple
+        return window_shape(self.card.input.tile_size, multiple, height, width, self.window_pixels)
+
+    def rows(self, source: PixelSource, deadline: float | None = None) -> Iterator[Rows]:
+        """An image's probabilities, finished rows top to bottom (memory: its width)."""
+        window = self.window(source.height, source.width)
+        return stream_probabilities(
+            source, self.model.probabilities, window, self.overlap, deadline=deadline
+        )
 
     def predict(
         self, payload: Payload, threshold: float | None = None, timeout_s: float | None = None
@@ -57,12 +83,18 @@ class Predictor:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         run, tile = self.model.probabilities, self.card.input.tile_size
         try:
-            probabilities = blended_probabilities(payload, run, tile, self.overlap, deadline)
+            if payload.images.shape[0] == 1:
+                source = ArraySource(payload.images[0], None)
+                rows = [block.probabilities for block in self.rows(source, deadline)]
+                probabilities = np.concatenate(rows)[np.newaxis]
+            else:
+                probabilities = predict_images(
+                    payload.images, run, tile, self.overlap, deadline=deadline
+                )
         except DeadlineExceeded as stopped:
-            raise timed_out(
-                f"the prediction took longer than the server's {timeout_s:g} s timeout ({stopped})",
-                f"send smaller images, or raise {TIMEOUT_ENV}",
-            ) from None
+            raise past_deadline(timeout_s, stopped) from None
+        if payload.valid is not None:
+            probabilities[~payload.valid] = np.nan
         return Prediction(
             probabilities,
             payload.valid,
@@ -71,70 +103,13 @@ class Predictor:
             payload.single,
         )
 
-    def predict_file(self, path: Path, threshold: float | None = None) -> Prediction:
-        """A scene GeoTIFF of any size, read from disk."""
-        payload = read_scene(path)
-        check_pixels(payload.images, self.card, str(path))  # what decode() checks of a body
-        return self.predict(payload, threshold)
 
-
-def blended_probabilities(
-    payload: Payload, run: Run, tile: tuple[int, int], overlap: int, deadline: float | None = None
-) -> np.ndarray:
-    """(N, rows, cols) probabilities of a payload's images through `run` in overlapping
-    windows of `tile`, NaN where the images have no data."""
-    probabilities = predict_images(payload.images, run, tile, overlap, deadline=deadline)
-    if payload.valid is not None:
-        probabilities[~payload.valid] = np.nan
-    return probabilities
-
-
-def read_scene(path: Path) -> Payload:
-    """A scene GeoTIFF on disk, read whole as a request body would be decoded."""
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
-    try:
-        with rasterio.open(path) as dataset:
-            raster = read_raster(dataset)
-    except RasterioIOError as error:
-        raise InputError(
-            path, f"cannot be read as a raster ({error})", "give a scene GeoTIFF"
-        ) from None
-    return raster_payload(raster, str(path))
-
-
-def save_prediction(
-    prediction: Prediction,
-    mask_path: Path,
-    geojson_path: Path | None = None,
-    crs: CRS | None = None,
-) -> dict[str, float]:
-    """Write a scene's mask GeoTIFF (and its polygons, in `crs` or the scene's), each only
-    once complete; return what they hold: positive share of valid pixels, polygon count."""
-    from earthseg.atomic import atomic_file
-    from earthseg.serve.geo import geojson_bytes, mask_features, mask_geotiff
-
-    if prediction.grid is None or prediction.probabilities.shape[0] != 1:
-        raise ValueError("save_prediction takes the prediction of one georeferenced scene")
-    if geojson_path is not None and crs is not None and prediction.grid.crs is None:
-        raise InputError(
-            geojson_path,
-            f"cannot hold polygons in {crs}: the scene has no CRS to reproject from",
-            "assign the scene its CRS (e.g. `gdal_edit.py -a_srs EPSG:4326 scene.tif`), "
-            "or drop --crs for polygons in pixel coordinates",
-        )
-    mask = prediction.mask()[0]
-    with atomic_file(mask_path) as partial:
-        partial.write_bytes(mask_geotiff(mask, prediction.grid))
-    valid = int((mask != MASK_NODATA).sum())
-    summary = {"positive": float((mask == 1).sum()) / max(1, valid), "polygons": 0.0}
-    if geojson_path is not None:
-        features = mask_features(mask, prediction.grid, crs)
-        with atomic_file(geojson_path) as partial:
-            partial.write_bytes(geojson_bytes(features))
-        summary["polygons"] = float(len(features["features"]))
-    return summary
+def past_deadline(timeout_s: float | None, stopped: DeadlineExceeded) -> Exception:
+    """The 504 of a prediction abandoned at the server's timeout."""
+    return timed_out(
+        f"the prediction took longer than the server's {timeout_s:g} s timeout ({stopped})",
+        f"send smaller images, or raise {TIMEOUT_ENV}",
+    )
 
 
 def load_predictor(model_dir: Path) -> Predictor:

@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ class ModelServer(BaseApplication):  # type: ignore[misc]
             "accesslog": None,
             "errorlog": "-",
             "loglevel": "info",
+            "pre_fork": self._pre_fork,
             "post_fork": self._post_fork,
             "on_exit": self._on_exit,
             "control_socket_disable": True,  # gunicornc's socket: nothing here uses it
@@ -116,12 +118,19 @@ class ModelServer(BaseApplication):  # type: ignore[misc]
             log.error("earthseg serve: stopped: %s", halt.reason)
             sys.exit(halt.exit_status)
 
+    def _pre_fork(self, server: Any, worker: Any) -> None:
+        """In the master: the GPU or core fewest live workers have, so that a worker that
+        replaces a dead one takes the dead one's (by age it could take a live one's)."""
+        slots = self.settings.gpus or (len(self._cores.paths) if self._cores else 1)
+        taken = Counter(getattr(other, "earthseg_slot", 0) for other in server.WORKERS.values())
+        worker.earthseg_slot = min(range(slots), key=lambda slot: taken[slot])
+
     def _post_fork(self, server: Any, worker: Any) -> None:
         """Give each worker its own GPU, or its own core to fall back on under load."""
         if self.settings.gpus:
-            self._gpu = worker.age % self.settings.gpus
+            self._gpu = worker.earthseg_slot
         elif self._cores is not None:
-            self._cores.home = worker.age % len(self._cores.paths)
+            self._cores.home = worker.earthseg_slot
 
     def _on_exit(self, server: Any) -> None:
         if self._cores is not None:

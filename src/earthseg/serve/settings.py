@@ -22,11 +22,13 @@ from earthseg.contracts.serving import (
     DEFAULT_MAX_PAYLOAD_MB,
     MAX_PAYLOAD_ENV,
     MB,
+    OUTPUT_ENV,
     PORT_ENV,
     TIMEOUT_ENV,
     WORKERS_ENV,
 )
 from earthseg.errors import InputError
+from earthseg.serve.attributes import OUTPUTS, Output
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class ServerSettings:
     max_payload_mb: float
     gpus: int
     default_accept: str | None  # SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, when set
+    default_output: Output | None = None  # EARTHSEG_OUTPUT: what GeoTIFF/PNG answers hold
 
     @property
     def max_payload_bytes(self) -> int:
@@ -64,6 +67,7 @@ class ServerSettings:
             max_payload_mb=_megabytes(os.environ.get(MAX_PAYLOAD_ENV)),
             gpus=gpus,
             default_accept=os.environ.get(DEFAULT_ACCEPT_ENV) or None,
+            default_output=_output(os.environ.get(OUTPUT_ENV)),
         )
 
 
@@ -121,3 +125,12 @@ def _megabytes(value: str | None) -> float:
     if not megabytes > 0:
         raise InputError(MAX_PAYLOAD_ENV, f"is {value!r}", "set a positive number of MB, e.g. 6")
     return megabytes
+
+
+def _output(value: str | None) -> Output | None:
+    if not value:
+        return None
+    for output in OUTPUTS:
+        if value.strip().lower() == output:
+            return output
+    raise InputError(OUTPUT_ENV, f"is {value!r}", f"set one of {', '.join(OUTPUTS)}, or unset it")

@@ -40,8 +40,8 @@ def export_model(model: Any, model_dir: Path, card: dict[str, Any], samples: np.
     """
     import tensorflow as tf
 
-    _, rows, cols, bands = model.input_shape
-    signature = [tf.TensorSpec((None, rows, cols, bands), tf.float32, name=INPUT_NAME)]
+    bands = model.input_shape[-1]
+    signature = [tf.TensorSpec((None, None, None, bands), tf.float32, name=INPUT_NAME)]
     with atomic_dir(model_dir, last=MODEL_CARD, replace=True) as partial:
         model.export(str(partial / SAVED_MODEL_DIR), format="tf_saved_model", verbose=False)
         model.export(
@@ -59,9 +59,13 @@ def check_onnx(path: Path, model: Any, samples: np.ndarray) -> OnnxGraph:
     (model_input,) = session.get_inputs()
     (model_output,) = session.get_outputs()
     batch = samples.astype(np.float32)
-    onnx_out = session.run([model_output.name], {model_input.name: batch})[0]
-    keras_out = np.asarray(model.predict(batch, verbose=0), dtype=np.float32)
-    difference = float(np.max(np.abs(onnx_out - keras_out)))
+    # Also a window of 2 x 2 tiles, as whole-scene prediction sends larger windows.
+    window = np.concatenate([np.concatenate([batch[:1]] * 2, axis=1)] * 2, axis=2)
+    difference = 0.0
+    for pixels in (batch, window):
+        onnx_out = session.run([model_output.name], {model_input.name: pixels})[0]
+        keras_out = np.asarray(model.predict(pixels, verbose=0), dtype=np.float32)
+        difference = max(difference, float(np.max(np.abs(onnx_out - keras_out))))
     if difference > ONNX_TOLERANCE:
         raise ExportError(f"{path.name} differs from the Keras model by {difference:.2e}")
     return OnnxGraph(
@@ -69,7 +73,15 @@ def check_onnx(path: Path, model: Any, samples: np.ndarray) -> OnnxGraph:
         output=model_output.name,
         max_abs_difference_to_keras=difference,
         checked_tiles=len(batch),
+        window_multiple=2 ** _poolings(model),
     )
+
+
+def _poolings(model: Any) -> int:
+    """How many times the network halves its input: windows must divide by 2**this."""
+    import keras
+
+    return sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers)
 
 
 def model_card(

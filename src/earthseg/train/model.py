@@ -41,7 +41,9 @@ def build_unet(
             f"is not a multiple of 2**depth = {step}, which a U-Net of depth {depth} needs",
             f"preprocess with --tile-size a multiple of {step} (e.g. 256), or lower depth",
         )
-    inputs = keras.Input((tile_size, tile_size, bands), dtype="float32", name="pixels")
+    # Any height and width (multiples of 2**depth): the network is fully convolutional, so
+    # a scene can be predicted in windows larger than the training tile (less overlap).
+    inputs = keras.Input((None, None, bands), dtype="float32", name="pixels")
     x = layers.Rescaling(scale, name="rescale")(inputs)
     skips = []
     for level in range(depth):

@@ -8,9 +8,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
-from earthseg.serve.predictor import Prediction
+from earthseg.serve.scene import ScenePrediction
 
-ScenePredictor = Callable[[Path, float | None], Prediction]  # scene, threshold (None: card's)
+ScenePredictor = Callable[[Path, float | None], ScenePrediction]  # scene, threshold (None: card's)
 
 
 class Backend(Protocol):

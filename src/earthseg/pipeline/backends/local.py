@@ -86,19 +86,22 @@ class LocalBackend:
         model = Path(trained["model"])
         if not self.docker:
             from earthseg.serve.predictor import load_predictor
+            from earthseg.serve.scene import LocalScene
 
-            yield load_predictor(model).predict_file
+            predictor = load_predictor(model)
+            yield lambda scene, threshold: LocalScene(predictor, scene, threshold)
             return
         from earthseg.local.endpoint import local_endpoint
-        from earthseg.serve.client import predict_remote
+        from earthseg.serve.client import HttpTransport
+        from earthseg.serve.scene import RemoteScene
 
         log_file = self.folder.logs / "deploy-container.log"
         payload_mb = self.config.invoke.max_payload_mb
         with local_endpoint(
             self.config.local.serve_image, model, log_file, self.config.deploy.workers
         ) as endpoint:
-            yield lambda scene, threshold: predict_remote(
-                endpoint.url, scene, threshold, payload_mb
+            yield lambda scene, threshold: RemoteScene(
+                HttpTransport(endpoint.url), scene, threshold, payload_mb
             )
 
     def _train_in_container(self, channels: dict[str, Path]) -> Path:

@@ -1,0 +1,154 @@
+"""Where `earthseg detect` gets a scene's probabilities: the model in this process, a
+running model server, a SageMaker endpoint (real-time in chunks, or asynchronous with the
+whole scene through S3), or a Batch Transform job run over every scene first.
+
+Each gives, per scene, a `ScenePrediction` (earthseg.serve.scene) streamed by rows, and
+an `identity`: what a rerun compares to know a scene's results came from this model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from earthseg.detect.options import DetectOptions
+from earthseg.detect.scenes import SceneInput
+from earthseg.serve.scene import ScenePrediction
+
+
+class SceneModel(Protocol):
+    identity: str
+
+    def prepare(self, scenes: Sequence[SceneInput]) -> None:
+        """Work done for every scene at once before the first is opened (Batch Transform)."""
+
+    def open(self, scene: SceneInput) -> ScenePrediction: ...
+
+
+class InProcessModel:
+    """The ONNX model of a model folder, run here."""
+
+    def __init__(self, folder: Path, options: DetectOptions) -> None:
+        from earthseg.contracts.model_card import ONNX_FILE
+        from earthseg.serve.predictor import load_predictor
+
+        self.predictor = load_predictor(folder)
+        digest = hashlib.sha256((folder / ONNX_FILE).read_bytes()).hexdigest()
+        self.identity = f"onnx sha256:{digest}"
+        self.threshold = options.threshold
+
+    def prepare(self, scenes: Sequence[SceneInput]) -> None:
+        return None
+
+    def open(self, scene: SceneInput) -> ScenePrediction:
+        from earthseg.serve.scene import LocalScene
+
+        return LocalScene(self.predictor, scene.path, self.threshold)
+
+
+class PredictorModel:
+    """A model already deployed for a run: `predict(scene, threshold)` gives a scene's
+    prediction (earthseg.pipeline.backends: in-process, a local container, an endpoint)."""
+
+    def __init__(self, predict: Any, identity: str, threshold: float | None) -> None:
+        self.predict, self.identity, self.threshold = predict, identity, threshold
+
+    def prepare(self, scenes: Sequence[SceneInput]) -> None:
+        return None
+
+    def open(self, scene: SceneInput) -> ScenePrediction:
+        prediction: ScenePrediction = self.predict(scene.path, self.threshold)
+        return prediction
+
+
+class RemoteModel:
+    """A model server behind a transport (HTTP, a real-time endpoint), in chunks."""
+
+    def __init__(self, transport: Any, identity: str, options: DetectOptions) -> None:
+        self.transport, self.identity, self.options = transport, identity, options
+
+    def prepare(self, scenes: Sequence[SceneInput]) -> None:
+        return None
+
+    def open(self, scene: SceneInput) -> ScenePrediction:
+        from earthseg.serve.scene import RemoteScene
+
+        return RemoteScene(
+            self.transport, scene.path, self.options.threshold, self.options.max_payload_mb
+        )
+
+
+class AnswerModel:
+    """A service that answers a whole scene with a probability GeoTIFF (an asynchronous
+    endpoint per scene, or a Batch Transform job for all): the answer is saved under
+    `answers` and read back by rows."""
+
+    def __init__(self, identity: str, answers: Path, options: DetectOptions, fetch: Any) -> None:
+        self.identity, self.answers, self.threshold = identity, answers, options.threshold
+        self.fetch = fetch  # (scenes, answers folder) -> None, or per scene
+
+    def prepare(self, scenes: Sequence[SceneInput]) -> None:
+        self.answers.mkdir(parents=True, exist_ok=True)
+        if hasattr(self.fetch, "prepare"):
+            self.fetch.prepare(scenes, self.answers)
+
+    def open(self, scene: SceneInput) -> ScenePrediction:
+        from earthseg.serve.scene import ProbabilityScene
+
+        answer = self.answers / f"{scene.path.stem}.tif"
+        self.fetch.answer(scene, answer)
+        return ProbabilityScene(answer, self.threshold)
+
+
+@contextlib.contextmanager
+def open_model(
+    options: DetectOptions,
+    *,
+    model: Path | None = None,
+    url: str | None = None,
+    endpoint: str | None = None,
+    session: Any = None,
+    answers: Path | None = None,
+) -> Iterator[SceneModel]:
+    """The scene model for exactly one of `model` (a folder or model.tar.gz), `url`, or
+    `endpoint` (real-time or asynchronous, asked of SageMaker)."""
+    if model is not None:
+        from earthseg.serve.artifact import model_folder
+
+        with model_folder(model) as folder:
+            yield InProcessModel(folder, options)
+        return
+    if url is not None:
+        from earthseg.serve.client import HttpTransport
+
+        yield RemoteModel(HttpTransport(url), f"url {url}", options)
+        return
+    if endpoint is not None:
+        from earthseg.aws.endpoints import is_async
+
+        if is_async(session, endpoint):
+            assert answers is not None
+            yield AnswerModel(
+                f"endpoint {endpoint}", answers, options, AsyncAnswers(session, endpoint)
+            )
+            return
+        from earthseg.aws.invoke import EndpointTransport
+
+        yield RemoteModel(EndpointTransport(session, endpoint), f"endpoint {endpoint}", options)
+        return
+    raise ValueError("open_model needs a model, a url or an endpoint")
+
+
+class AsyncAnswers:
+    """Each scene through an asynchronous endpoint: to S3, InvokeEndpointAsync, answer."""
+
+    def __init__(self, session: Any, endpoint: str) -> None:
+        self.session, self.endpoint = session, endpoint
+
+    def answer(self, scene: SceneInput, target: Path) -> None:
+        from earthseg.aws.async_inference import invoke_async
+
+        invoke_async(self.session, self.endpoint, scene.path, target)

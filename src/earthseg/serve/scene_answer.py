@@ -1,0 +1,98 @@
+"""A GeoTIFF request answered as a GeoTIFF or GeoJSON without holding the scene twice:
+the body is read by rows of windows, and the answer written as rows finish.
+
+This is how Batch Transform (one scene per record, up to 100 MB) and asynchronous
+endpoints (up to 1 GB) are served: besides the body, memory holds one row of windows and
+the answer (a compressed COG; for GeoJSON, the mask at 1 byte per pixel).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import MemoryFile
+
+from earthseg.serve.attributes import Options
+from earthseg.serve.decoders import TIFF, check_bands, check_pixels, check_size
+from earthseg.serve.errors import bad_request
+from earthseg.serve.geo import MASK_NODATA, Grid, describe, geojson_bytes, mask_features
+from earthseg.serve.predictor import Predictor
+from earthseg.serve.stream import RasterSource, Rows
+
+MAX_SCENE_PIXELS = 1_500_000_000  # about a 1 GB body of 3 uncompressed uint8 bands at most
+
+
+@contextlib.contextmanager
+def open_tiff(body: bytes, predictor: Predictor) -> Iterator[RasterSource]:
+    """The body as a raster read by rows, checked against the model like any body."""
+    try:
+        with (
+            warnings.catch_warnings(action="ignore", category=NotGeoreferencedWarning),
+            MemoryFile(body) as memory,
+            memory.open() as dataset,
+        ):
+            if dataset.driver != "GTiff":
+                raise bad_request(
+                    f"the {TIFF} body is a {dataset.driver} raster, not a TIFF",
+                    "send a GeoTIFF, or set the Content-Type that matches the body",
+                )
+            check_size(dataset.width * dataset.height, TIFF, MAX_SCENE_PIXELS)
+            check_bands(dataset.count, predictor.card, TIFF)
+            check_pixels(np.empty((0, dataset.count), dataset.dtypes[0]), predictor.card, TIFF)
+            yield RasterSource(dataset)
+    except RasterioError as error:
+        reason = re.sub(r"'?/vsimem/\S+'?", "it", str(error))  # GDAL's in-memory file name
+        raise bad_request(
+            f"the {TIFF} body is not a readable TIFF ({reason})",
+            "send the file's bytes unchanged (e.g. `curl --data-binary @scene.tif`)",
+        ) from None
+
+
+def answer_scene(
+    body: bytes,
+    accept: str,
+    options: Options,
+    predictor: Predictor,
+    deadline: float | None,
+) -> tuple[bytes, float]:
+    """The GeoTIFF body's answer of type `accept` (image/tiff: a mask or probability COG;
+    application/geo+json: the mask's polygons) and the threshold applied."""
+    from earthseg.serve.encoders import GEOJSON
+    from earthseg.serve.raster_writer import rows_into_cog
+
+    threshold = predictor.card.threshold if options.threshold is None else options.threshold
+    with open_tiff(body, predictor) as source:
+        grid = describe(source.dataset)
+        rows = predictor.rows(source, deadline)
+        if accept == GEOJSON:
+            return _polygons(rows, grid, threshold, options), threshold
+        output = options.output or "mask"
+        with MemoryFile() as staging, MemoryFile() as answer:
+            with rows_into_cog(staging.name, answer.name, grid, output, threshold) as writer:
+                for block in rows:
+                    writer.write(block)
+            return bytes(answer.read()), threshold
+
+
+def _polygons(rows: Iterator[Rows], grid: Grid, threshold: float, options: Options) -> bytes:
+    if options.output not in (None, "mask"):
+        raise bad_request(
+            "application/geo+json holds the mask's polygons, not probabilities",
+            f"drop output={options.output}, or ask for {TIFF} with output=probability",
+        )
+    if options.crs is not None and grid.crs is None:
+        raise bad_request(
+            f"crs={options.crs} asks to reproject, but the request has no CRS",
+            "send a GeoTIFF with its CRS, or drop crs= for polygons in pixel coordinates",
+        )
+    mask = np.empty((grid.height, grid.width), np.uint8)
+    for block in rows:
+        part = mask[block.top : block.top + block.probabilities.shape[0]]
+        part[:] = block.probabilities >= threshold
+        part[np.isnan(block.probabilities)] = MASK_NODATA
+    return geojson_bytes(mask_features(mask, grid, options.crs))

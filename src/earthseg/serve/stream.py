@@ -1,0 +1,191 @@
+"""Whole scenes of any size predicted in rows of windows, finished rows handed on as they
+are done: memory follows a scene's width, not its area.
+
+The windows and their blending are those of earthseg.serve.windows (the same offsets,
+ramps and summation order, so the answer equals the in-memory one to float tolerance):
+only one row of windows is held at a time. A window row's pixels are read when it is
+reached; the rows above the next window row's start are covered by no later window, so
+they are final and leave as a `Rows` block. The model is fully convolutional: windows may
+be larger than the training tile (`window_shape`), so less work goes to overlap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from earthseg.preprocess.tiling import offsets
+from earthseg.serve.windows import DeadlineExceeded, Run, blend_weights
+
+WINDOW_PIXELS = 768 * 768  # pixels per model run: measured fastest per pixel here (bench/detect.py)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Finished rows of a scene's prediction, from row `top` down."""
+
+    top: int
+    probabilities: np.ndarray  # (rows, width) float32, NaN where the scene has no data
+
+
+class PixelSource(Protocol):
+    """A scene read by rows: its size, and rows [top, bottom) with which hold data."""
+
+    height: int
+    width: int
+
+    def read(self, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(rows, width, bands) pixels and (rows, width) bool validity, None: all valid."""
+        ...
+
+
+class ArraySource:
+    """An image already in memory."""
+
+    def __init__(self, pixels: np.ndarray, valid: np.ndarray | None) -> None:
+        self.pixels, self.valid = pixels, valid
+        self.height, self.width = pixels.shape[:2]
+
+    def read(self, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray | None]:
+        valid = None if self.valid is None else self.valid[top:bottom]
+        return self.pixels[top:bottom], valid
+
+
+class RasterSource:
+    """An open rasterio dataset, read window row by window row; valid where GDAL's mask
+    says so (nodata, alpha, internal mask) and, for floating-point pixels, where finite,
+    as earthseg.serve.geo.read_raster decides for a raster read whole."""
+
+    def __init__(self, dataset: Any) -> None:
+        from rasterio.enums import MaskFlags
+
+        self.dataset = dataset
+        self.height, self.width = dataset.height, dataset.width
+        self._floating = np.issubdtype(np.dtype(dataset.dtypes[0]), np.floating)
+        self._masked = any(MaskFlags.all_valid not in flags for flags in dataset.mask_flag_enums)
+
+    def read(self, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray | None]:
+        from rasterio.windows import Window
+
+        window = Window(0, top, self.width, bottom - top)
+        pixels = np.moveaxis(self.dataset.read(window=window), 0, -1)
+        valid = self.dataset.dataset_mask(window=window) > 0 if self._masked else None
+        if self._floating:
+            finite = np.isfinite(pixels).all(axis=-1)
+            valid = finite if valid is None else valid & finite
+        if valid is not None and valid.all():
+            valid = None
+        return pixels, valid
+
+
+def window_shape(
+    tile: tuple[int, int],
+    multiple: int | None,
+    height: int,
+    width: int,
+    pixels: int = WINDOW_PIXELS,
+) -> tuple[int, int]:
+    """The window a scene is predicted in: the training tile for a model that takes no
+    other size (`multiple` None), else about `pixels` pixels, a multiple of `multiple` on
+    each side, no larger than the scene needs, and never smaller than the tile."""
+    if multiple is None:
+        return tile
+    side = max(multiple, int(pixels**0.5) // multiple * multiple)
+
+    def fit(length: int, tile_side: int) -> int:
+        return max(tile_side, min(side, length // multiple * multiple))
+
+    return fit(height, tile[0]), fit(width, tile[1])
+
+
+def stream_probabilities(
+    source: PixelSource,
+    run: Run,
+    window: tuple[int, int],
+    overlap: int,
+    batch: int = 1,
+    deadline: float | None = None,
+) -> Iterator[Rows]:
+    """Probabilities of `source` through `run` in overlapping, blended windows, yielded
+    as finished rows top to bottom. A scene smaller than a window is mirrored out to it,
+    centred, as earthseg.serve.windows does. `deadline` (time.monotonic()) is checked
+    before each run."""
+    height, width = source.height, source.width
+    layout = _Padding(height, width, window)
+    stride = (window[0] - overlap, window[1] - overlap)
+    row_starts = offsets(layout.height, window[0], stride[0])
+    col_starts = offsets(layout.width, window[1], stride[1])
+    weights = blend_weights(window, overlap)
+    windows, done = len(row_starts) * len(col_starts), 0
+    total = np.zeros((window[0], layout.width), np.float32)
+    weight = np.zeros_like(total)
+    for index, start in enumerate(row_starts):
+        pixels, valid = layout.read(source, start, start + window[0])
+        for first in range(0, len(col_starts), batch):
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded(done, windows)
+            chunk = col_starts[first : first + batch]
+            stack = np.stack([pixels[:, col : col + window[1]] for col in chunk])
+            for col, probabilities in zip(chunk, run(stack), strict=True):
+                total[:, col : col + window[1]] += probabilities * weights
+                weight[:, col : col + window[1]] += weights
+            done += len(chunk)
+        end = row_starts[index + 1] if index + 1 < len(row_starts) else layout.height
+        finished = end - start
+        rows = layout.crop(start, total[:finished] / weight[:finished])
+        if rows is not None:
+            top, block = rows
+            if valid is not None:  # on the scene's own rows and columns
+                block[~valid[: block.shape[0]]] = np.nan
+            yield Rows(top, block)
+        _shift(total, finished)
+        _shift(weight, finished)
+
+
+def _shift(buffer: np.ndarray, rows: int) -> None:
+    """Drop the first `rows` rows, moving the rest up and zeroing the freed rows."""
+    kept = buffer.shape[0] - rows
+    if kept > 0:
+        buffer[:kept] = buffer[rows:]
+    buffer[max(kept, 0) :] = 0
+
+
+class _Padding:
+    """A scene smaller than the window, mirrored out to it (centred) on the sides that
+    need it: reading padded rows, and cropping answers back to the scene."""
+
+    def __init__(self, height: int, width: int, window: tuple[int, int]) -> None:
+        grow_rows, grow_cols = max(0, window[0] - height), max(0, window[1] - width)
+        self.before = (grow_rows // 2, grow_cols // 2)
+        self.pad_rows = (self.before[0], grow_rows - self.before[0])
+        self.pad_cols = (self.before[1], grow_cols - self.before[1])
+        self.scene = (height, width)
+        self.height, self.width = height + grow_rows, width + grow_cols
+        self.mode: Literal["reflect", "edge"] = "reflect" if min(height, width) > 1 else "edge"
+
+    def read(
+        self, source: PixelSource, top: int, bottom: int
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Padded rows [top, bottom): the whole scene when rows are padded (it is then
+        less than one window tall), else those rows with their columns padded."""
+        if any(self.pad_rows):
+            pixels, valid = source.read(0, self.scene[0])
+        else:
+            pixels, valid = source.read(top, bottom)
+        if any(self.pad_rows) or any(self.pad_cols):
+            pixels = np.pad(pixels, (self.pad_rows, self.pad_cols, (0, 0)), mode=self.mode)
+        return pixels, valid  # valid stays on the scene's own columns (and rows)
+
+    def crop(self, top: int, block: np.ndarray) -> tuple[int, np.ndarray] | None:
+        """Padded rows from `top` -> (scene row, the scene's rows and columns), or None."""
+        first = max(top, self.before[0])
+        last = min(top + block.shape[0], self.before[0] + self.scene[0])
+        if last <= first:
+            return None
+        left = self.before[1]
+        cropped = block[first - top : last - top, left : left + self.scene[1]]
+        return first - self.before[0], cropped
