@@ -53,6 +53,7 @@ bench: setup docker ## each stage's throughput beside the baseline it must beat
 	$(BIN)/python bench/input_pipeline.py
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/detect.py
 
 base-image: docker ## Debian bookworm base image from debootstrap + docker import (no Docker Hub)
 	scripts/base-image.sh $(BASE_IMAGE)

@@ -13,7 +13,7 @@ from earthseg.synthetic.export import write_sample_export
 from earthseg.synthetic.imagelabeler import EXPORT_ZIP, IMAGERY, write_imagelabeler_sample
 from earthseg.synthetic.wms_server import serve_wms
 
-STAGES = ["preprocess", "train", "invoke", "report"]
+STAGES = ["preprocess", "train", "invoke", "detect", "report"]
 FETCHED_STAGES = ["fetch", *STAGES]
 SAMPLE = "sample"  # the labels-only export and its imagery, in a run's folder
 
@@ -21,15 +21,18 @@ SAMPLE = "sample"  # the labels-only export and its imagery, in a run's folder
 def small_run(
     folder: Path, docker: str = "never", wms: str | None = None, **overrides: object
 ) -> Path:
-    """A config for a 4-scene 256 px export: 64 px tiles, a tiny U-Net, 2 epochs. With
-    `wms` (see `sample_wms`), the export is labels only and the scenes are fetched."""
+    """A config for a 4-scene 256 px export: 64 px tiles, a tiny U-Net, 2 epochs, and a
+    detection over the export's whole scenes. With `wms` (see `sample_wms`), the export is
+    labels only and the scenes are fetched."""
     if wms is not None:
         export: dict[str, object] = {"export": {"labels": f"{SAMPLE}/{EXPORT_ZIP}"}}
         export["imagery"] = {"url": wms, "resolution": "0.005deg", "margin": "0.15deg"}
+        export["detect"] = {"scenes": f"{SAMPLE}/{IMAGERY}/rasters"}
     else:
         if not (folder / "export").exists():
             write_sample_export(folder / "export", scenes=4, size=256, seed=3)
         export = {"export": {"images": "export/images", "labels": "export/labels"}}
+        export["detect"] = {"scenes": "export/images"}
     config = {
         "name": "tiny",
         **export,

@@ -8,6 +8,7 @@ import datetime
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -23,6 +24,9 @@ from earthseg.detect.run import detect
 from earthseg.detect.scenes import folder_scenes
 from earthseg.errors import InputError
 from tests.wms import MAY_1, MAY_2, MAY_5, Standin
+
+if TYPE_CHECKING:
+    from tests.aws_emulator import Emulator
 
 
 def write_scene(path: Path, seed: int, size: tuple[int, int] = (300, 420), bands: int = 3) -> Path:
@@ -188,3 +192,47 @@ def test_dates_are_a_range_of_days_both_included() -> None:
         parse_dates("2024-05-02..2024-05-01")
     with pytest.raises(InputError, match="2024-02-30"):
         parse_dates("2024-02-30..2024-03-01")
+
+
+def test_detect_through_a_sagemaker_transform_job_asks_for_probabilities(
+    aws_env: Emulator, scene_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """moto takes the job but runs no container: every scene is then listed as failed
+    with the reason, after the job SageMaker would run was asked for."""
+    s3 = aws_env.client("s3")
+    s3.create_bucket(Bucket="earthseg-test")
+    s3.put_object(Bucket="earthseg-test", Key="model/model.tar.gz", Body=b"model")
+    for name in ("dust_2024-05-01.tif", "dust_2024-05-03.tif"):
+        s3.upload_file(str(scene_folder / name), "earthseg-test", f"scenes/{name}")
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/earthseg-serve:0.1.0-gpu"
+    code = cli([
+        "detect", "--scenes", "s3://earthseg-test/scenes/", "--transform", image,
+        "--model", "s3://earthseg-test/model/model.tar.gz", "--out", str(tmp_path),
+        "--role", "arn:aws:iam::123456789012:role/earthseg-sagemaker",
+    ])  # fmt: skip
+    assert code == 1
+    (model,) = aws_env.received("CreateModel")
+    assert model["PrimaryContainer"]["Environment"]["EARTHSEG_OUTPUT"] == "probability"
+    (job,) = aws_env.received("CreateTransformJob")
+    assert job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"].startswith(
+        "s3://earthseg-test/scenes"
+    )
+    assert job["TransformOutput"]["Accept"] == "image/tiff"
+    record = json.loads((tmp_path / "detect.json").read_text())
+    assert [f["scene"] for f in record["failures"]] == ["dust_2024-05-01", "dust_2024-05-03"]
+    assert all("no answer from the transform job" in f["reason"] for f in record["failures"])
+    assert sorted(p.name for p in (tmp_path / "scenes").iterdir()) == [
+        "dust_2024-05-01.tif",
+        "dust_2024-05-03.tif",
+    ]
+
+
+def test_transform_options_without_transform_are_refused(
+    scene_folder: Path, test_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["detect", "--scenes", str(scene_folder), "--model", str(test_model)]
+    assert cli([*args, "--out", str(tmp_path), "--local"]) == 2
+    assert "apply to --transform" in capsys.readouterr().err
+    serve = "earthseg-serve:cpu"
+    assert cli([*args, "--out", str(tmp_path), "--transform", serve]) == 2  # local paths
+    assert "add --local" in capsys.readouterr().err

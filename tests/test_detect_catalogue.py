@@ -202,7 +202,10 @@ def test_page_lists_the_largest_events_in_order_and_the_failures(tmp_path: Path,
 
 
 def test_the_plot_is_a_png_for_few_and_many_days(tmp_path: Path) -> None:
-    many = [detect(f"s{n}", day(1) + datetime.timedelta(days=3 * n), []) for n in range(120)]
+    dates = [day(1) + datetime.timedelta(days=3 * n) for n in range(120)]  # a year, with gaps
+    many = [
+        SceneEvents(SceneKey(f"s{n}", date, TERRA), (), 500.0, 0.5) for n, date in enumerate(dates)
+    ]
     files = write_catalogue(tmp_path, many)
     assert files.daily_plot.read_bytes().startswith(PNG)
     one = write_catalogue(tmp_path / "one", [detect("only", day(1), [(1, 1, 3, 3)])])

@@ -285,5 +285,5 @@ def test_scene_events_files_read_back_exactly(tmp_path: Path) -> None:
     assert read_scene_events(tmp_path / "clear.geojson") == empty
 
     (tmp_path / "broken.geojson").write_text('{"type": "FeatureCollection", "features": [')
-    with pytest.raises(InputError, match="broken.geojson"):
+    with pytest.raises(InputError, match=r"broken\.geojson"):
         read_scene_events(tmp_path / "broken.geojson")

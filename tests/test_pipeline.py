@@ -98,7 +98,15 @@ def test_one_folder_holds_the_whole_run(finished_run: tuple[Path, str]) -> None:
     fetched = json.loads((run / "imagery" / "fetch.json").read_text())
     assert card["data"]["imagery"] == manifest["imagery"]
     assert card["data"]["imagery"][0]["scenes"] == len(fetched["scenes"]) == len(manifest["inputs"])
-    assert "Imagery fetched" in (run / "report" / "report.md").read_text()
+    report = (run / "report" / "report.md").read_text()
+    assert "Imagery fetched" in report
+    # The detection over the archive's scenes: one per date, at the end of the report.
+    detected = json.loads((run / "detection" / "detect.json").read_text())
+    assert len(detected["scenes"]) == 4 and not detected["failures"]
+    assert all(scene["date"] for scene in detected["scenes"])
+    assert (run / "detection" / "catalogue.parquet").exists()
+    assert report.index("## Detection") > report.index("Imagery fetched")
+    assert (run / "report" / "detection_daily.png").exists()
     assert (run / "training" / "metrics.json").exists()
     assert (run / "config.yaml").exists()
     for stage in FETCHED_STAGES:
@@ -154,6 +162,7 @@ def test_a_changed_option_redoes_its_stage_and_the_later_ones(
         "preprocess": "kept",
         "train": "kept",
         "invoke": "finished",
+        "detect": "kept",  # its own threshold: the invoke stage's does not concern it
         "report": "finished",
     }
 

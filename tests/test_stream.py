@@ -18,6 +18,7 @@ from earthseg.serve.artifact import OnnxModel
 from earthseg.serve.geo import read_raster
 from earthseg.serve.predictor import Predictor
 from earthseg.serve.raster_writer import cog_writer
+from earthseg.serve.scene_answer import MAX_SCENE_PIXELS
 from earthseg.serve.settings import ServerSettings
 from earthseg.serve.stream import (
     ArraySource,
@@ -147,3 +148,21 @@ def test_the_server_streams_a_geotiff_answer_equal_to_a_local_prediction(
     with memory.open() as dataset:
         expected = np.concatenate([b.probabilities for b in predictor.rows(RasterSource(dataset))])
     np.testing.assert_allclose(got, expected, equal_nan=True)
+
+
+def test_a_small_body_of_a_scene_too_large_to_answer_is_refused_before_reading(
+    test_model: Path,
+) -> None:
+    side = int(np.sqrt(MAX_SCENE_PIXELS)) + 100
+    memory = MemoryFile()
+    profile = {"driver": "GTiff", "width": side, "height": side, "count": 3, "dtype": "uint8"}
+    with memory.open(**profile, tiled=True, sparse_ok=True):
+        pass  # no block written: a few kB on the wire
+    settings = ServerSettings(test_model, 8080, 1, 60, 100.0, 0, None)
+    client = create_app(Predictor(OnnxModel(test_model)), settings).test_client()
+    answer = client.post(
+        "/invocations", data=memory.read(), content_type="image/tiff",
+        headers={"Accept": "image/tiff"},
+    )  # fmt: skip
+    assert answer.status_code == 413
+    assert f"{MAX_SCENE_PIXELS:,}" in answer.json["error"]

@@ -233,6 +233,10 @@ def test_bad_options_and_inputs_are_refused_with_the_fix_before_anything_is_crea
         f"--input: s3://{BUCKET}/mixed holds files that are not GeoTIFFs (a.tif.aux.xml)": (
             transform(scenes=f"s3://{BUCKET}/mixed")
         ),
+        # One scene's key is a prefix too: SageMaker would send its sidecar along.
+        f"--input: s3://{BUCKET}/mixed/a.tif holds files that are not GeoTIFFs (a.tif.aux.xml)": (
+            transform(scenes=f"s3://{BUCKET}/mixed/a.tif")
+        ),
         "--input: c.tif exceed the 1 MB limit of one request. Fix: raise --max-payload-mb": (
             transform("--max-payload-mb", "1", scenes=f"s3://{BUCKET}/big/")
         ),

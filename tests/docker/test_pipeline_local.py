@@ -59,6 +59,7 @@ def test_pipeline_local_runs_every_stage_in_the_images_and_resumes_after_a_failu
         "preprocess": "kept",
         "train": "kept",
         "invoke": "finished",
+        "detect": "finished",
         "report": "finished",
     }
 
@@ -79,3 +80,8 @@ def test_pipeline_local_runs_every_stage_in_the_images_and_resumes_after_a_failu
             assert mask.nodata == 255
             assert set(map(int, set(mask.read(1).ravel()))) <= {0, 1, 255}
     assert (run / "report" / "report.html").exists()
+    # The detection went through the serve container too: every scene, and the report.
+    detected = json.loads((run / "detection" / "detect.json").read_text())
+    assert len(detected["scenes"]) == 4 and not detected["failures"]
+    assert detected["model"].startswith("run ")
+    assert "## Detection" in (run / "report" / "report.md").read_text()

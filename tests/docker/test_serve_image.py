@@ -4,6 +4,7 @@ made, spoken to over real HTTP on loopback."""
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import re
@@ -244,11 +245,19 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(
         request = threading.Thread(
             target=lambda: answers.append(server.invoke(blank_scene(3000), TIFF, TIFF))
         )
+        # A client that keeps an idle connection open (as SageMaker's front end and HTTP
+        # pools do) must not hold the stop until its keep-alive (75 s) runs out.
+        idle = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+        idle.request("GET", "/ping")
+        assert idle.getresponse().read() == b""
         request.start()
         time.sleep(1.0)  # the request is being predicted (it takes several seconds)
         server.container.kill(signal="SIGTERM")
         request.join(timeout=120)
-        status = server.container.wait(timeout=120)
+        # Well under the keep-alive and the 60 s graceful timeout: had the idle connection
+        # been waited for, this would time out.
+        status = server.container.wait(timeout=40)
+        idle.close()
 
         assert status["StatusCode"] == 0, server.logs()
         assert "SIGABRT" not in server.logs() and "terminate called" not in server.logs()

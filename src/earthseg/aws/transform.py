@@ -1,6 +1,5 @@
 """Batch Transform with the earthseg inference image: every scene GeoTIFF under an input
-prefix through the model, one whole scene per request, each answer written beside the
-scene's own path.
+prefix through the model, one whole scene per request, each answer named after its scene.
 
 The job is SageMaker's: a model (the image, model.tar.gz and the server's environment)
 and a transform job sending each object as one record (`SplitType` None, `BatchStrategy`
@@ -22,22 +21,25 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
-import socket
+import random
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Final, Literal, Self
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import Field, model_validator
 
 from earthseg.aws.names import DEFAULT_NAME, NameRule, check_name
 from earthseg.contracts.serving import (
+    GEOJSON,
     MAX_PAYLOAD_ENV,
     MB,
     OUTPUT_ENV,
+    TIFF,
     TIMEOUT_ENV,
     TRANSFORM_MAX_PAYLOAD_MB,
 )
@@ -50,10 +52,6 @@ if TYPE_CHECKING:
 
     from earthseg.aws.s3 import S3Uri
 
-# The serve image's media types (earthseg.serve.decoders and .encoders name them for the
-# server, which the launcher does not load).
-TIFF: Final = "image/tiff"
-GEOJSON: Final = "application/geo+json"
 Accept = Literal["image/tiff", "application/geo+json"]
 Output = Literal["mask", "probability"]
 
@@ -297,39 +295,46 @@ def _check_model(session: boto3.Session, model: S3Uri) -> None:
 def _s3_scenes(
     session: boto3.Session, source: S3Uri, options: TransformOptions
 ) -> tuple[str, list[str]]:
-    """The job's S3Uri (the folder `source`, or the one object it names) and each scene's
-    path under it, checked as the job will send them."""
-    from botocore.exceptions import ClientError
+    """The job's S3Uri and each scene's path as SageMaker names its answer, checked.
 
+    `source` is a folder (S3Uri `source/`), or else a key prefix such as one scene's key,
+    which SageMaker matches as a string: `a.tif` also sends `a.tif.aux.xml`, so those are
+    checked too; their names are then relative to the prefix's folder.
+    """
     from earthseg.aws import s3
-    from earthseg.aws.session import call
 
     client = session.client("s3")
     s3.check_bucket(session, source, "--input")
-    sizes: dict[str, int] = {}
-    pages = client.get_paginator("list_objects_v2").paginate(
-        Bucket=source.bucket, Prefix=source.key_prefix
-    )
-    try:
-        for page in pages:
-            for item in page.get("Contents", []):
-                sizes[item["Key"].removeprefix(source.key_prefix)] = item["Size"]
-    except ClientError as error:
-        raise InputError(
-            "--input", f"cannot be listed ({error})", "use a prefix the credentials may read"
-        ) from None
-    if sizes:
-        return source.folder, _checked(sizes, str(source), options)
-    try:
-        head = call(client, "head_object", Bucket=source.bucket, Key=source.key)
-    except ClientError:
+    inside = _sizes(client, source.bucket, source.key_prefix)
+    if inside:
+        return source.folder, _checked(inside, str(source), options)
+    folder = source.key.rpartition("/")[0]
+    matched = _sizes(client, source.bucket, source.key, f"{folder}/" if folder else "")
+    if not matched:
         raise InputError(
             "--input",
             f"{source} holds no objects",
             "upload the scenes first (aws s3 cp --recursive) or correct the prefix",
+        )
+    return str(source), _checked(matched, str(source), options)
+
+
+def _sizes(client: Any, bucket: str, prefix: str, relative_to: str | None = None) -> dict[str, int]:
+    """The size of each object whose key starts with `prefix`, by its key after
+    `relative_to` (default `prefix`)."""
+    from botocore.exceptions import ClientError
+
+    start = prefix if relative_to is None else relative_to
+    sizes: dict[str, int] = {}
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                sizes[item["Key"].removeprefix(start)] = item["Size"]
+    except ClientError as error:
+        raise InputError(
+            "--input", f"cannot be listed ({error})", "use a prefix the credentials may read"
         ) from None
-    name = PurePosixPath(source.key).name
-    return str(source), _checked({name: head["ContentLength"]}, str(source), options)
+    return sizes
 
 
 def _follow(client: Any, job: str, say: Callable[[str], None]) -> dict[str, Any]:
@@ -387,7 +392,8 @@ def transform_local(
     are kept, the refused ones' are not written.
     """
     from sagemaker.core.common_utils import name_from_base
-    from sagemaker.core.local.data import get_data_source_instance
+
+    from earthseg.local.engine import docker_client, local_image
 
     for value, source in ((model, "--model"), (input, "--input"), (output, "--output")):
         if str(value).startswith("s3://"):
@@ -400,55 +406,75 @@ def transform_local(
     destination = Path(output).resolve()
     scenes = _local_scenes(scenes_at, options)
     job = name_from_base(DEFAULT_NAME)
-    with tempfile.TemporaryDirectory(prefix="earthseg-transform-") as work:
+    with tempfile.TemporaryDirectory(
+        prefix="earthseg-transform-", ignore_cleanup_errors=True
+    ) as work:
         root = Path(work)
         model_dir = _model_folder(Path(model), root / "model")
-        session = _local_session(root)
-        client = session.sagemaker_client
-        # file:// URIs as the SDK reads them: netloc + path, not percent-decoded.
-        client.create_model(
-            ModelName=job, PrimaryContainer=container(image, f"file://{model_dir}", options)
-        )
-        input_uri = f"file://{scenes_at}"
-        instances = {"InstanceType": LOCAL_INSTANCE, "InstanceCount": 1}
-        request = job_request(job, input_uri, f"file://{destination}", options, instances)
-        say(f"transform job {job} (local container) with {image}: {len(scenes)} scenes")
+        engine = docker_client()
         try:
-            with _quiet_start():
-                client.create_transform_job(**request)
-        except RuntimeError as error:  # the SDK's: the container never answered /ping
-            _stop_local_job(client, job)
-            raise InputError(
-                f"local transform job {job}",
-                f"failed: {error}",
-                "read the container's log above; check the model with `earthseg serve --model`",
-            ) from None
-        except BaseException:  # interrupted, or the container went away mid-job
-            _stop_local_job(client, job)
-            raise
+            local_image(engine, image)  # docker-compose would try to pull it, and fail unseen
+            session = _local_session(root)
+            # file:// URIs as the SDK reads them: netloc + path, not percent-decoded.
+            session.sagemaker_client.create_model(
+                ModelName=job, PrimaryContainer=container(image, f"file://{model_dir}", options)
+            )
+            instances = {"InstanceType": LOCAL_INSTANCE, "InstanceCount": 1}
+            request = job_request(
+                job, f"file://{scenes_at}", f"file://{destination}", options, instances
+            )
+            say(f"transform job {job} (local container) with {image}: {len(scenes)} scenes")
+            try:
+                refused = _run_local_job(session, request)
+            finally:
+                session.sagemaker_client.delete_model(ModelName=job)
+                _remove_containers(engine, root)
         finally:
-            client.delete_model(ModelName=job)
-        # The SDK sends the files in its own listing's order, one request each.
-        sent = get_data_source_instance(input_uri, session).get_file_list()
-        answers = session.sagemaker_runtime_client.statuses
-    refused = [
-        (Path(path).name, status, body)
-        for path, (status, body) in zip(sent, answers, strict=True)
-        if status != 200
-    ]
+            engine.close()
     for name, _, _ in refused:
         (destination / (name + OUT_SUFFIX)).unlink(missing_ok=True)
     if refused:
         listed = "; ".join(f"{name}: {status} {body}" for name, status, body in refused)
         raise InputError(
             f"local transform job {job}",
-            f"ended Failed: {len(refused)} of {len(sent)} scenes were refused ({listed})",
+            f"ended Failed: {len(refused)} of {len(scenes)} scenes were refused ({listed})",
             "correct what the answers name and run it again",
         )
     say(f"  Completed: {len(scenes)} answers in {destination}")
     return TransformResult(
         job, str(destination), [str(destination / (scene + OUT_SUFFIX)) for scene in scenes]
     )
+
+
+def _run_local_job(session: LocalSession, request: dict[str, Any]) -> list[tuple[str, int, str]]:
+    """Run the job in the SDK's local mode; the scenes the container refused, with the
+    status and error of each."""
+    from sagemaker.core.local.data import get_data_source_instance
+
+    client = session.sagemaker_client
+    job = request["TransformJobName"]
+    try:
+        with _quiet_start(), _unseeded_random():
+            client.create_transform_job(**request)
+    except RuntimeError as error:  # the SDK's: the container never answered /ping
+        _stop_local_job(client, job)
+        raise InputError(
+            f"local transform job {job}",
+            f"failed: {error}",
+            "read the container's log above; check the model with `earthseg serve --model`",
+        ) from None
+    except BaseException:  # interrupted, or the container went away mid-job
+        _stop_local_job(client, job)
+        raise
+    # The SDK sends the files in its own listing's order, one request each.
+    input_uri = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+    sent = get_data_source_instance(input_uri, session).get_file_list()
+    answers = session.sagemaker_runtime_client.statuses
+    return [
+        (Path(path).name, status, body)
+        for path, (status, body) in zip(sent, answers, strict=True)
+        if status != 200
+    ]
 
 
 def _local_scenes(source: Path, options: TransformOptions) -> list[str]:
@@ -525,12 +551,14 @@ def _local_session(root: Path) -> LocalSession:
     from botocore.credentials import CredentialResolver
     from sagemaker.core.local.local_session import LocalSession
 
+    from earthseg.local.engine import free_port
+
     core = botocore.session.get_session()
     core.register_component("credential_provider", CredentialResolver(providers=[]))
     region = core.get_config_variable("region") or "us-east-1"  # any: nothing is called
     session = LocalSession(boto_session=boto3.Session(botocore_session=core, region_name=region))
     session.config = {
-        "local": {"local_code": True, "serving_port": _free_port(), "container_root": str(root)}
+        "local": {"local_code": True, "serving_port": free_port(), "container_root": str(root)}
     }
     session.sagemaker_runtime_client = _runtime_client(session.config)
     return session
@@ -553,11 +581,18 @@ def _runtime_client(config: dict[str, Any]) -> Any:
             body = stream.read()
             stream.release_conn()
             status = response["ResponseMetadata"]["HTTPStatusCode"]
-            shown = "" if status == 200 else body.decode(errors="replace")[:500]
-            self.statuses.append((status, shown))
+            self.statuses.append((status, "" if status == 200 else _reason(body)))
             return {**response, "Body": io.BytesIO(body)}
 
     return StatusKeeping(config)
+
+
+def _reason(body: bytes) -> str:
+    """An error answer's message: the serve image's `{"error": ...}`, else its text."""
+    text = body.decode(errors="replace").strip()
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        text = str(json.loads(text)["error"])
+    return text[:500]
 
 
 def _stop_local_job(client: Any, job: str) -> None:
@@ -566,6 +601,31 @@ def _stop_local_job(client: Any, job: str) -> None:
     running = client._transform_jobs.get(job)
     if running is not None and running.container is not None:
         running.container.stop_serving()
+
+
+@contextlib.contextmanager
+def _unseeded_random() -> Iterator[None]:
+    """Python's random numbers from fresh entropy, the caller's sequence left as it was.
+
+    The SDK names containers with `random.choice`: after a seeded model export or training
+    run, each run would get the last one's names, and the SDK leaves its stopped containers
+    behind ("Conflict. The container name ... is already in use").
+    """
+    state = random.getstate()
+    random.seed()
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
+def _remove_containers(engine: Any, root: Path) -> None:
+    """The stopped containers the SDK's docker-compose left, found by their project folder
+    (under `root`)."""
+    label = "com.docker.compose.project.working_dir"
+    for stopped in engine.containers.list(all=True, filters={"label": label}):
+        if stopped.labels.get(label, "").startswith(f"{root}/"):
+            stopped.remove(force=True)
 
 
 @contextlib.contextmanager
@@ -578,9 +638,3 @@ def _quiet_start() -> Iterator[None]:
         yield
     finally:
         pool.setLevel(level)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

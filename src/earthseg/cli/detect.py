@@ -49,11 +49,29 @@ def add_commands(commands: Any) -> None:
     )
     add_model_options(fetching, TransferOptions)
     model = detect.add_argument_group("the model (one of)")
-    model.add_argument("--model", type=Path, help="model folder or model.tar.gz (in-process)")
+    model.add_argument(
+        "--model",
+        help="model folder or model.tar.gz (in-process); with --transform, the model of the "
+        "job: s3://.../model.tar.gz, or a local one with --local",
+    )
     model.add_argument("--url", help="a running model server, e.g. http://127.0.0.1:8080")
     model.add_argument("--endpoint", help="a SageMaker endpoint, real-time or asynchronous")
+    transform = detect.add_argument_group("through Batch Transform")
+    transform.add_argument(
+        "--transform",
+        metavar="IMAGE",
+        help="run --model in a Batch Transform job with this serve image over every scene "
+        "(--scenes an s3:// prefix), and catalogue its answers",
+    )
+    transform.add_argument(
+        "--local", action="store_true", help="with --transform: the SDK's local mode, here"
+    )
+    transform.add_argument(
+        "--transform-output", help="s3:// folder for the job's answers (default one of its own)"
+    )
+    transform.add_argument("--instance-type", help="with --transform: the job's instance type")
     add_model_options(detect.add_argument_group("detection"), DetectOptions)
-    add_aws_options(detect, role=False)
+    add_aws_options(detect)
     detect.set_defaults(run=detect_events)
 
 
@@ -68,21 +86,40 @@ def detect_events(args: argparse.Namespace) -> int:
         raise InputError(
             "the model", f"{len(models)} given", "give one of --model, --url, --endpoint"
         )
+    _check_transform(args)
     scenes = _scenes(args)
     session = None
-    if args.endpoint is not None:
+    if args.endpoint is not None or (args.transform and not args.local):
         from earthseg.cli.options import aws_session
 
         session = aws_session(args)
-    with open_model(
-        options,
-        model=args.model,
-        url=args.url,
-        endpoint=args.endpoint,
-        session=session,
-        answers=args.out / "answers",
-    ) as scene_model:
-        result = detect(scenes, scene_model, args.out, options)
+    answers = args.out / "answers"
+    if args.transform:
+        from earthseg.detect.models import AnswerModel, TransformAnswers
+
+        job = TransformAnswers(
+            args.transform,
+            args.model,
+            args.scenes,
+            local=args.local,
+            session=session,
+            role=args.role,
+            output=args.transform_output,
+            instance_type=args.instance_type,
+        )
+        identity = f"transform {args.transform} {args.model}"
+        result = detect(scenes, AnswerModel(identity, answers, options, job), args.out, options)
+    else:
+        model = None if args.model is None else Path(args.model)
+        with open_model(
+            options,
+            model=model,
+            url=args.url,
+            endpoint=args.endpoint,
+            session=session,
+            answers=answers,
+        ) as scene_model:
+            result = detect(scenes, scene_model, args.out, options)
     files = result.catalogue
     print(
         f"{args.out}: {len(result.scenes)} scenes ({result.kept} kept from before), "
@@ -94,6 +131,34 @@ def detect_events(args: argparse.Namespace) -> int:
     for name, reason in result.failures:
         print(f"  failed {name}: {reason}")
     return 1 if result.failures else 0
+
+
+def _check_transform(args: argparse.Namespace) -> None:
+    """--transform's companions, before anything runs."""
+    given = [
+        flag
+        for flag, value in (
+            ("--local", args.local),
+            ("--transform-output", args.transform_output),
+            ("--instance-type", args.instance_type),
+        )
+        if value
+    ]
+    if not args.transform:
+        if given:
+            raise InputError(", ".join(given), "apply to --transform", "add --transform IMAGE")
+        return
+    if args.model is None:
+        raise InputError("--transform", "runs a model", "give --model (s3://.../model.tar.gz)")
+    in_s3 = args.model.startswith("s3://") and (args.scenes or "").startswith("s3://")
+    if not args.local and not in_s3:
+        raise InputError(
+            "--transform",
+            "on SageMaker reads the scenes and the model from S3",
+            "give --scenes s3://... and --model s3://.../model.tar.gz, or add --local",
+        )
+    if args.local and args.transform_output:
+        raise InputError("--transform-output", "is an S3 folder", "drop it with --local")
 
 
 def _scenes(args: argparse.Namespace) -> list[Any]:
@@ -109,7 +174,7 @@ def _scenes(args: argparse.Namespace) -> list[Any]:
             raise InputError(
                 "--dates/--layer", "apply to fetched scenes", "drop them, or use --bbox"
             )
-        if args.scenes.startswith("s3://"):
+        if args.scenes.startswith("s3://"):  # downloaded: their dates, and for a rerun
             from earthseg.cli.options import aws_session
 
             return s3_scenes(aws_session(args), args.scenes, args.out / "scenes")

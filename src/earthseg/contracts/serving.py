@@ -7,6 +7,8 @@ set them through `server_environment`: deploy, the pipeline's backends, local co
 
 from __future__ import annotations
 
+from typing import Final
+
 from pydantic import Field
 
 from earthseg.contracts.opt_ml import MODEL, in_container
@@ -21,6 +23,8 @@ DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 # "mask" or "probability". Batch Transform and asynchronous endpoints set it, as their
 # requests carry no custom attributes.
 OUTPUT_ENV = "EARTHSEG_OUTPUT"
+TIFF: Final = "image/tiff"  # whole scenes in and out (GeoTIFF)
+GEOJSON: Final = "application/geo+json"  # a mask's polygons
 DEFAULT_MAX_PAYLOAD_MB = 6.0  # SageMaker real-time endpoints refuse larger bodies anyway
 MB = 1024 * 1024  # SageMaker's megabyte, of payload limits
 DEFAULT_TIMEOUT_S = 60

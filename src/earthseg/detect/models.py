@@ -152,3 +152,112 @@ class AsyncAnswers:
         from earthseg.aws.async_inference import invoke_async
 
         invoke_async(self.session, self.endpoint, scene.path, target)
+
+
+class TransformAnswers:
+    """Every scene through one Batch Transform job with the serve image (SageMaker, or the
+    SDK's local mode with `local`), asking for probabilities; each answer saved as a
+    probability GeoTIFF. A scene the job left without an answer fails with its reason."""
+
+    def __init__(
+        self,
+        image: str,
+        model: str,
+        scenes: str,
+        *,
+        local: bool,
+        session: Any = None,
+        role: str | None = None,
+        output: str | None = None,
+        instance_type: str | None = None,
+        say: Any = print,
+    ) -> None:
+        from earthseg.aws.transform import TransformOptions
+
+        self.image, self.model, self.scenes, self.local = image, model, scenes, local
+        self.session, self.role, self.output, self.say = session, role, output, say
+        fields: dict[str, Any] = {"output": "probability"}
+        if instance_type is not None:
+            fields["instance_type"] = instance_type
+        self.options = TransformOptions(**fields)
+        self.failure: str | None = None
+
+    def prepare(self, scenes: Sequence[SceneInput], answers: Path) -> None:
+        from earthseg.errors import InputError
+
+        try:
+            if self.local:
+                self._local(scenes, answers)
+            else:
+                self._sagemaker(scenes, answers)
+        except InputError as error:  # a refused scene fails the job; its answers are kept
+            self.failure = f"{error.source}: {error.problem}"
+
+    def answer(self, scene: SceneInput, target: Path) -> None:
+        from earthseg.errors import InputError
+
+        if not target.is_file():
+            reason = self.failure or "the job wrote no answer for it"
+            raise InputError(
+                scene.path,
+                f"has no answer from the transform job ({reason})",
+                "correct what the reason names and run detect again",
+            )
+
+    def _local(self, scenes: Sequence[SceneInput], answers: Path) -> None:
+        """The scenes to do, linked into one folder, through the local job."""
+        import shutil
+        import tempfile
+
+        from earthseg.aws.transform import OUT_SUFFIX, transform_local
+
+        with tempfile.TemporaryDirectory(dir=answers, prefix=".transform-") as work:
+            inputs, outputs = Path(work) / "scenes", Path(work) / "answers"
+            inputs.mkdir()
+            for scene in scenes:
+                (inputs / scene.path.name).symlink_to(scene.path.resolve())
+            try:
+                transform_local(self.image, self.model, inputs, outputs, self.options, say=self.say)
+            finally:
+                for scene in scenes:
+                    answer = outputs / (scene.path.name + OUT_SUFFIX)
+                    if answer.is_file():
+                        shutil.move(answer, answers / f"{scene.key.scene}.tif")
+
+    def _sagemaker(self, scenes: Sequence[SceneInput], answers: Path) -> None:
+        """One job over the scenes' S3 prefix; the answers of the scenes to do downloaded."""
+        from sagemaker.core.common_utils import name_from_base
+
+        from earthseg.aws import s3
+        from earthseg.aws.transform import OUT_SUFFIX, transform
+
+        output = self.output or str(  # a folder of its own: no earlier job's answers in it
+            s3.default_bucket(self.session).child("earthseg", "detect", name_from_base("answers"))
+        )
+        try:
+            transform(
+                self.session,
+                self.image,
+                self.model,
+                self.scenes,
+                output,
+                self.options,
+                self.role,
+                say=self.say,
+            )
+        finally:
+            wanted = {scene.path.name: scene for scene in scenes}
+            destination = s3.parse_s3_uri(output, "--transform-output")
+            client = self.session.client("s3")
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=destination.bucket, Prefix=destination.key_prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    name = item["Key"].rsplit("/", 1)[-1].removesuffix(OUT_SUFFIX)
+                    if item["Key"].endswith(OUT_SUFFIX) and name in wanted:
+                        s3.download_file(
+                            self.session,
+                            f"s3://{destination.bucket}/{item['Key']}",
+                            answers / f"{wanted[name].key.scene}.tif",
+                        )

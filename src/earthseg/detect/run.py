@@ -166,7 +166,7 @@ def _done(out: Path, scene: SceneInput, keys: dict[str, str]) -> SceneEvents | N
         return None
     try:
         return read_scene_events(events_file)
-    except (ValueError, KeyError, OSError):
+    except InputError:  # damaged or foreign: detected again
         return None
 
 

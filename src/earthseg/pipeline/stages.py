@@ -124,7 +124,13 @@ def run_pipeline(
 
         detect_digest, _ = stage(
             "detect",
-            [*invoke_depends, config.detect.model_dump(mode="json"), _detect_inputs(config)],
+            [
+                train_digest,
+                backend.images.get("serve"),
+                config.deploy.model_dump(mode="json"),
+                config.detect.model_dump(mode="json"),
+                _detect_inputs(config),
+            ],
             detection,
         )
         report_depends.append(detect_digest)

@@ -21,10 +21,10 @@ from rasterio.io import MemoryFile
 from sagemaker_inference import content_types
 
 from earthseg.contracts.model_card import ModelCard
+from earthseg.contracts.serving import TIFF
 from earthseg.serve.errors import bad_request, too_large, unsupported_media_type
 from earthseg.serve.geo import Grid, Raster, read_raster
 
-TIFF = "image/tiff"
 PNG = "image/png"
 JPEG = "image/jpeg"
 NPY = content_types.NPY

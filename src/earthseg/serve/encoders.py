@@ -15,6 +15,7 @@ import numpy as np
 from affine import Affine
 from sagemaker_inference import content_types, encoder
 
+from earthseg.contracts.serving import GEOJSON
 from earthseg.serve.attributes import Options, Output
 from earthseg.serve.decoders import JPEG, JSON, NPY, PNG, TIFF
 from earthseg.serve.errors import bad_request, not_acceptable
@@ -27,7 +28,6 @@ from earthseg.serve.geo import (
 )
 from earthseg.serve.predictor import Prediction
 
-GEOJSON = "application/geo+json"
 DEFAULT_OUTPUT: dict[str, Output] = {
     JSON: "probability",
     NPY: "probability",

@@ -24,7 +24,10 @@ from earthseg.serve.geo import MASK_NODATA, Grid, describe, geojson_bytes, mask_
 from earthseg.serve.predictor import Predictor
 from earthseg.serve.stream import RasterSource, Rows
 
-MAX_SCENE_PIXELS = 1_500_000_000  # about a 1 GB body of 3 uncompressed uint8 bands at most
+# A streamed scene's memory is its body and its answer: a float32 probability answer of
+# 400 Mpx (20,000 x 20,000) holds up to 1.6 GB, the most a serving instance should give one
+# request. Masks compress to little; a 1 GB body of three uint8 bands is 333 Mpx.
+MAX_SCENE_PIXELS = 400_000_000
 
 
 @contextlib.contextmanager

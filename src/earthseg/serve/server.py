@@ -3,8 +3,8 @@
 - Each worker loads the model itself, after the fork and before it takes a request
   (ONNX Runtime sessions are not fork-safe), so a worker that answers /ping has its model.
   A model that cannot load stops the server with the reason, rather than serving errors.
-- Threaded workers (gthread): /ping gets a thread of its own while others wait for the
-  model, so health checks answer at once under load. On CPU, `CoreSlots` gives a run every
+- Threaded workers (gthread, earthseg.serve.worker): /ping gets a thread of its own while
+  others wait for the model, so health checks answer at once under load. On CPU, `CoreSlots` gives a run every
   core when the others are idle and one under load; on GPUs, each worker owns one.
 - SIGTERM: gunicorn stops accepting, lets in-flight requests finish (up to the timeout),
   and exits 0.
@@ -53,7 +53,7 @@ class ModelServer(BaseApplication):  # type: ignore[misc]
         config: dict[str, Any] = {
             "bind": [f"0.0.0.0:{settings.port}"],
             "workers": settings.workers,
-            "worker_class": "gthread",
+            "worker_class": "earthseg.serve.worker.ServeWorker",  # gthread, stops promptly
             "threads": THREADS_PER_WORKER,
             "timeout": settings.timeout_s,
             "graceful_timeout": settings.timeout_s,
