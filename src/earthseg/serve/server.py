@@ -4,10 +4,11 @@
   (ONNX Runtime sessions are not fork-safe), so a worker that answers /ping has its model.
   A model that cannot load stops the server with the reason, rather than serving errors.
 - Threaded workers (gthread, earthseg.serve.worker): /ping gets a thread of its own while
-  others wait for the model, so health checks answer at once under load. On CPU, `CoreSlots` gives a run every
-  core when the others are idle and one under load; on GPUs, each worker owns one.
+  others wait for the model, so health checks answer at once under load. On CPU,
+  `CoreSlots` gives a run every core when the others are idle and one under load; on GPUs,
+  each worker owns one. A worker that replaces a dead one takes the dead one's core or GPU.
 - SIGTERM: gunicorn stops accepting, lets in-flight requests finish (up to the timeout),
-  and exits 0.
+  closes idle keep-alive connections at once, and exits 0.
 """
 
 from __future__ import annotations
