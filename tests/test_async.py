@@ -30,6 +30,7 @@ from earthseg.contracts.serving import MB
 from earthseg.errors import InputError
 from earthseg.synthetic.export import write_sample_export
 from tests.async_host import AsyncHost, async_host
+from tests.scenes import write_scene
 from tests.test_launch import (
     BUCKET,
     DEFAULT_BUCKET,
@@ -267,17 +268,7 @@ def test_a_failure_written_by_the_endpoint_is_shown_with_the_fix(
     the host writes its error to the FailureLocation."""
     name = deploy_async(capsys)
     one_band = tmp_path / "one_band.tif"
-    profile = {
-        "driver": "GTiff",
-        "width": 96,
-        "height": 96,
-        "count": 1,
-        "dtype": "uint8",
-        "crs": "EPSG:4326",
-        "transform": rasterio.transform.from_origin(0, 70, 0.01, 0.01),
-    }
-    with rasterio.open(one_band, "w", **profile) as dataset:
-        dataset.write(np.zeros((1, 96, 96), np.uint8))
+    write_scene(one_band, size=(96, 96), bands=1)
     out = tmp_path / "mask.tif"
     code, _, err = earthseg(
         capsys, "invoke", "--async", "--endpoint", name, "--image", str(one_band), "--out", str(out)

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from rasterio.transform import from_origin
 
 from earthseg.cli import main as cli
 from earthseg.detect.models import InProcessModel
@@ -23,31 +22,11 @@ from earthseg.detect.options import DetectOptions, parse_bbox, parse_dates
 from earthseg.detect.run import detect
 from earthseg.detect.scenes import folder_scenes
 from earthseg.errors import InputError
+from tests.scenes import write_scene
 from tests.wms import MAY_1, MAY_2, MAY_5, Standin
 
 if TYPE_CHECKING:
     from tests.aws_emulator import Emulator
-
-
-def write_scene(path: Path, seed: int, size: tuple[int, int] = (300, 420), bands: int = 3) -> Path:
-    """A uint8 scene in EPSG:4326 at 70°N with a nodata corner."""
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(1, 256, (bands, *size), dtype=np.uint8)
-    pixels[:, :40, :60] = 0
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=size[1],
-        height=size[0],
-        count=bands,
-        dtype="uint8",
-        crs="EPSG:4326",
-        transform=from_origin(-150.0, 70.0, 0.01, 0.01),
-        nodata=0,
-    ) as dataset:
-        dataset.write(pixels)
-    return path
 
 
 @pytest.fixture(scope="module")

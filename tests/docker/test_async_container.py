@@ -21,6 +21,7 @@ from earthseg.contracts.serving import MB, PORT_ENV
 from earthseg.local.endpoint import ServeContainer
 from earthseg.synthetic.export import write_sample_export
 from tests.async_host import AsyncHost, async_host
+from tests.scenes import write_scene
 from tests.test_launch import DEPLOY, deployed_name, describe_deployment, earthseg
 
 if TYPE_CHECKING:
@@ -178,17 +179,7 @@ def test_the_containers_refusal_comes_back_from_the_failure_location(
     host: AsyncHost, endpoint: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     one_band = tmp_path / "one_band.tif"
-    profile = {
-        "driver": "GTiff",
-        "width": 96,
-        "height": 96,
-        "count": 1,
-        "dtype": "uint8",
-        "crs": "EPSG:4326",
-        "transform": rasterio.transform.from_origin(0, 70, 0.01, 0.01),
-    }
-    with rasterio.open(one_band, "w", **profile) as dataset:
-        dataset.write(np.zeros((1, 96, 96), np.uint8))
+    write_scene(one_band, size=(96, 96), bands=1)
     code, _, err = earthseg(
         capsys, "invoke", "--async", "--endpoint", endpoint, "--image", str(one_band),
         "--out", str(tmp_path / "mask.tif"),

@@ -11,7 +11,7 @@ import pytest
 import rasterio
 
 from earthseg.cli import main as cli
-from tests.test_detect import write_scene
+from tests.scenes import write_scene
 
 pytestmark = pytest.mark.docker
 

@@ -19,6 +19,7 @@ from earthseg.local.endpoint import local_endpoint
 from earthseg.synthetic.export import write_sample_export
 from tests.docker.conftest import TrainedJob
 from tests.runtime_front import RuntimeFront, runtime_front
+from tests.scenes import write_scene
 
 pytestmark = pytest.mark.docker
 
@@ -128,17 +129,7 @@ def test_the_model_servers_own_error_comes_through(
 ) -> None:
     """A one-band scene reaches the container, which refuses it (the card says 3 bands)."""
     one_band = tmp_path / "one_band.tif"
-    profile = {
-        "driver": "GTiff",
-        "width": 96,
-        "height": 96,
-        "count": 1,
-        "dtype": "uint8",
-        "crs": "EPSG:4326",
-        "transform": rasterio.transform.from_origin(0, 70, 0.01, 0.01),
-    }
-    with rasterio.open(one_band, "w", **profile) as dataset:
-        dataset.write(np.zeros((1, 96, 96), np.uint8))
+    write_scene(one_band, size=(96, 96), bands=1)
     code = cli(
         [
             "invoke",

@@ -7,13 +7,15 @@ are checked before pixels are decoded, so a small compressed body cannot blow up
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
@@ -66,7 +68,16 @@ def decode(body: bytes, content_type: str | None, card: ModelCard) -> Payload:
 
 
 def decode_tiff(body: bytes, card: ModelCard) -> Payload:
-    """A GeoTIFF of any size (or a plain TIFF): its bands, nodata and grid."""
+    """A GeoTIFF of any size (or a plain TIFF): its bands, nodata and grid, read whole."""
+    with open_tiff(body, card, MAX_PIXELS) as dataset:
+        raster = read_raster(dataset)
+    return raster_payload(raster, TIFF)
+
+
+@contextlib.contextmanager
+def open_tiff(body: bytes, card: ModelCard, max_pixels: int) -> Iterator[Any]:
+    """The body as an open dataset, once its size and bands are checked (before a pixel
+    is read); an unreadable body, or GDAL failing on it while read, is a 400."""
     try:
         # A plain TIFF (no georeferencing) is welcome: its answer is on its pixel grid.
         with (
@@ -79,16 +90,15 @@ def decode_tiff(body: bytes, card: ModelCard) -> Payload:
                     f"the {TIFF} body is a {dataset.driver} raster, not a TIFF",
                     "send a GeoTIFF, or set the Content-Type that matches the body",
                 )
-            check_size(dataset.width * dataset.height, TIFF)
+            check_size(dataset.width * dataset.height, TIFF, max_pixels)
             check_bands(dataset.count, card, TIFF)
-            raster = read_raster(dataset)
+            yield dataset
     except RasterioError as error:
         reason = re.sub(r"'?/vsimem/\S+'?", "it", str(error))  # GDAL's in-memory file name
         raise bad_request(
             f"the {TIFF} body is not a readable TIFF ({reason})",
             "send the file's bytes unchanged (e.g. `curl --data-binary @scene.tif`)",
         ) from None
-    return raster_payload(raster, TIFF)
 
 
 def raster_payload(raster: Raster, kind: str) -> Payload:

@@ -9,16 +9,13 @@ the answer (a compressed COG; for GeoJSON, the mask at 1 byte per pixel).
 from __future__ import annotations
 
 import contextlib
-import re
-import warnings
 from collections.abc import Iterator
 
 import numpy as np
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
 from earthseg.serve.attributes import Options
-from earthseg.serve.decoders import TIFF, check_bands, check_pixels, check_size
+from earthseg.serve.decoders import TIFF, check_pixels, open_tiff
 from earthseg.serve.errors import bad_request
 from earthseg.serve.geo import MASK_NODATA, Grid, describe, geojson_bytes, mask_features
 from earthseg.serve.predictor import Predictor
@@ -31,29 +28,11 @@ MAX_SCENE_PIXELS = 400_000_000
 
 
 @contextlib.contextmanager
-def open_tiff(body: bytes, predictor: Predictor) -> Iterator[RasterSource]:
+def open_scene_body(body: bytes, predictor: Predictor) -> Iterator[RasterSource]:
     """The body as a raster read by rows, checked against the model like any body."""
-    try:
-        with (
-            warnings.catch_warnings(action="ignore", category=NotGeoreferencedWarning),
-            MemoryFile(body) as memory,
-            memory.open() as dataset,
-        ):
-            if dataset.driver != "GTiff":
-                raise bad_request(
-                    f"the {TIFF} body is a {dataset.driver} raster, not a TIFF",
-                    "send a GeoTIFF, or set the Content-Type that matches the body",
-                )
-            check_size(dataset.width * dataset.height, TIFF, MAX_SCENE_PIXELS)
-            check_bands(dataset.count, predictor.card, TIFF)
-            check_pixels(np.empty((0, dataset.count), dataset.dtypes[0]), predictor.card, TIFF)
-            yield RasterSource(dataset)
-    except RasterioError as error:
-        reason = re.sub(r"'?/vsimem/\S+'?", "it", str(error))  # GDAL's in-memory file name
-        raise bad_request(
-            f"the {TIFF} body is not a readable TIFF ({reason})",
-            "send the file's bytes unchanged (e.g. `curl --data-binary @scene.tif`)",
-        ) from None
+    with open_tiff(body, predictor.card, MAX_SCENE_PIXELS) as dataset:
+        check_pixels(np.empty((0, dataset.count), dataset.dtypes[0]), predictor.card, TIFF)
+        yield RasterSource(dataset)
 
 
 def answer_scene(
@@ -69,7 +48,7 @@ def answer_scene(
     from earthseg.serve.raster_writer import rows_into_cog
 
     threshold = predictor.card.threshold if options.threshold is None else options.threshold
-    with open_tiff(body, predictor) as source:
+    with open_scene_body(body, predictor) as source:
         grid = describe(source.dataset)
         rows = predictor.rows(source, deadline)
         if accept == GEOJSON:
