@@ -5,43 +5,49 @@ Synthetic scenes (uint8 RGB GeoTIFFs in EPSG:4326 as `earthseg fetch` writes the
 256, zstd, an internal nodata mask over a swath edge and a gap) of 8192 x 8192 and
 16384 x 16384 px are made once, in strips, and kept under bench/output/detect/ with the
 default model (the seeded U-Net: tile 256 as preprocessing's default, filters and depth
-as training's). Each measurement runs in a subprocess of its own, so that its peak
-resident memory (`ru_maxrss`) is its alone:
+as training's). Each measurement runs in a subprocess of its own, and its peak resident
+memory is that process's VmHWM (not `ru_maxrss`, which Linux carries over `exec`):
 
-- stream: `save_scene(LocalScene(Predictor(model), scene), mask.tif)`, the in-process
-  path of `earthseg predict` (and of `earthseg detect` once its EventCollector lands,
-  which then rides along as a sink): the scene read, predicted and blended in rows of
-  windows with the default window size and overlap, written as a mask COG as rows
-  finish, overviews included;
+- stream: `earthseg detect`'s per-scene work, `detect_scene` (earthseg.detect.run) with
+  the model in-process as `load_predictor` makes it: the scene read, predicted and
+  blended in rows of windows with the default window size and overlap, written as a
+  mask COG as rows finish (overviews included), and its events collected from the same
+  rows and written (`save_scene` with the mask only while earthseg.detect.run is
+  missing). The threshold is THRESHOLD (below), not the untrained model's card's;
 - floor: a bare `onnxruntime.InferenceSession` (default options, every core) run on
   the same pixels in 256 x 256 windows without overlap, batch 1, reading the scene one
   row of windows at a time; reading is inside its time (and shown apart), as it is in
   the stream's;
-- memory (the 8192 px scene only): the method before streaming, the scene read whole
+- memory (scenes up to 8192 px): the method before streaming, the scene read whole
   (`read_raster`), `predict_images` over it in 256 px windows with the default overlap,
   and its mask written as one GeoTIFF (`mask_geotiff`).
 
 Model loading is outside every time. Mpx/s counts the scene's pixels, nodata included.
 Targets: stream >= 1 Mpx/s on every scene, >= 0.8x the floor's Mpx/s on every scene,
-and a peak RSS under 1 GB (10^9 bytes) for the 16384 px scene. Figures also go to
+and a peak RSS under 1 GB (10^9 bytes) for the largest scene. Figures also go to
 bench/output/detect.json. This machine is shared: the load average is shown beside each
-figure, and CPU seconds (less disturbed by other work) too.
+figure (a run of ours on both cores counts 2 in it), and CPU seconds too.
 
-Experiments: `--window-pixels` (the stream's window size), `--sessions 2` (two
-single-threaded ONNX Runtime sessions on alternate windows of each batch, in threads,
-instead of one session on every core), `--batch`.
+Experiments on the stream (its sessions are then made here, not by OnnxModel):
+`--window-pixels` (window size), `--fit` (windows shrunk to cover the scene evenly),
+`--sessions N` (N single-threaded sessions running a batch's windows side by side,
+instead of one session on every core), `--batch`, `--threads`, `--overlap`, `--no-mem-pattern`
+(ONNX Runtime's memory pattern off), and for every method `--gdal-cache-mb` (GDAL's
+block cache, by default 5 % of the RAM). `--sizes 16384x2048` times a strip of a scene:
+memory follows the width. `--quick`: small scenes, a smoke run.
 
     .venv/bin/python bench/detect.py [--quick] [--sizes 8192,16384] [--methods ...]
-        [--repeats 1] [--window-pixels N] [--sessions 1|2] [--batch N]
+        [--repeats 1] [--window-pixels N] [--fit] [--sessions N] [--batch N]
+        [--threads N] [--overlap N] [--no-mem-pattern] [--gdal-cache-mb N] [--threshold P]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -246,19 +252,23 @@ class SessionsRun:
         self.pool = ThreadPoolExecutor(count) if count > 1 else None
 
     def __call__(self, tiles: np.ndarray) -> np.ndarray:
+        """Session i runs windows i, i + count, ... of the batch, one at a time."""
         graph = self.card.onnx
-        batch = np.asarray(tiles, dtype=np.float32)
+        answer = np.empty(tiles.shape[:3], np.float32)
+
+        def share(index: int) -> None:
+            session = self.sessions[index]
+            for window in range(index, len(tiles), len(self.sessions)):
+                batch = tiles[window : window + 1].astype(np.float32)
+                (output,) = session.run([graph.output], {graph.input: batch})
+                answer[window] = np.asarray(output).reshape(batch.shape[1:3])
+
         if self.pool is None:
-            (output,) = self.sessions[0].run([graph.output], {graph.input: batch})
-            return np.asarray(output, np.float32).reshape(batch.shape[:3])
-        shares = np.array_split(np.arange(len(batch)), len(self.sessions))
-        runs = [
-            self.pool.submit(session.run, [graph.output], {graph.input: batch[share]})
-            for session, share in zip(self.sessions, shares, strict=True)
-            if len(share)
-        ]
-        outputs = [run.result()[0] for run in runs]
-        return np.concatenate(outputs).astype(np.float32).reshape(batch.shape[:3])
+            share(0)
+        else:
+            for done in [self.pool.submit(share, i) for i in range(len(self.sessions))]:
+                done.result()
+        return answer
 
 
 class StreamedScene:
@@ -274,6 +284,7 @@ class StreamedScene:
         batch: int,
         threshold: float,
         fit: bool,
+        overlap: int | None,
     ) -> None:
         from earthseg.contracts.model_card import read_model_card
         from earthseg.serve.scene import scene_grid
@@ -283,7 +294,7 @@ class StreamedScene:
         self.card = read_model_card(model_dir)
         self.grid = scene_grid(path, self.card.input.bands, (self.card.input.source_dtype,))
         self.threshold = threshold
-        self.overlap = default_overlap(self.card.input.tile_size)
+        self.overlap = default_overlap(self.card.input.tile_size) if overlap is None else overlap
         self.window_pixels, self.fit = window_pixels, fit
 
     def window(self) -> tuple[int, int]:
@@ -345,23 +356,30 @@ def measure_stream(
 ) -> None:
     start = time.perf_counter()
     scene: Any
+    threads = (0 if args.sessions == 1 else 1) if args.threads is None else args.threads
     if not experiment(args):  # the code as earthseg runs it
-        from earthseg.serve.artifact import OnnxModel
-        from earthseg.serve.predictor import Predictor
+        from earthseg.serve.predictor import load_predictor
         from earthseg.serve.scene import LocalScene
 
-        model = OnnxModel(model_dir)
+        predictor = load_predictor(model_dir)  # as `earthseg detect` and `predict` load it
+        predictor.window_pixels = args.window_pixels
+        model = predictor.model
         run = Timed(model.probabilities)
         model.probabilities = run  # type: ignore[method-assign]  # timed, as Predictor calls it
-        predictor = Predictor(model, window_pixels=args.window_pixels)
         figures.window = predictor.window(figures.size[1], figures.size[0])
         scene = LocalScene(predictor, path, args.threshold)
     else:
-        threads = (0 if args.sessions == 1 else 1) if args.threads is None else args.threads
         sessions = SessionsRun(model_dir, args.sessions, threads, args.mem_pattern)
         run = Timed(sessions)
         scene = StreamedScene(
-            path, model_dir, run, args.window_pixels, args.batch, args.threshold, args.fit
+            path,
+            model_dir,
+            run,
+            args.window_pixels,
+            args.batch,
+            args.threshold,
+            args.fit,
+            args.overlap,
         )
         figures.window = scene.window()
     figures.load_seconds = time.perf_counter() - start
@@ -390,16 +408,18 @@ def measure_stream(
     figures.note += f"; threshold {args.threshold:g}"
     if experiment(args):
         figures.note += (
-            f"; experiment: {args.sessions} session(s) of {args.threads or 'default'} "
-            f"threads, batch {args.batch}, mem_pattern {args.mem_pattern}, fit {args.fit}"
+            f"; experiment: {args.sessions} session(s) of {threads or 'every core'} "
+            f"thread(s), batch {args.batch}, mem_pattern {args.mem_pattern}, fit {args.fit}, "
+            f"overlap {scene.overlap}"
         )
     figures.model_seconds, figures.windows = run.seconds, run.windows
 
 
 def experiment(args: argparse.Namespace) -> bool:
     """Whether the stream runs sessions made here (SessionsRun) rather than OnnxModel's."""
-    default = (1, 1, None, True, False)
-    return (args.sessions, args.batch, args.threads, args.mem_pattern, args.fit) != default
+    default = (1, 1, None, True, False, None)
+    chosen = (args.sessions, args.batch, args.threads, args.mem_pattern, args.fit, args.overlap)
+    return chosen != default
 
 
 def measure_floor(figures: Figures, path: Path, model_dir: Path) -> None:
@@ -463,23 +483,13 @@ def measure_memory(figures: Figures, path: Path, model_dir: Path, out: Path) -> 
     figures.model_seconds, figures.windows = run.seconds, run.windows
 
 
-class timed:
-    """Wall and CPU time of a block into `figures`."""
-
-    def __init__(self, figures: Figures) -> None:
-        self.figures = figures
-
-    def __enter__(self) -> None:
-        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
-
-    def __exit__(self, *exc: object) -> None:
-        self.figures.seconds = time.perf_counter() - self.wall
-        self.figures.cpu_seconds = cpu_seconds() - self.cpu
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+@contextlib.contextmanager
+def timed(figures: Figures) -> Iterator[None]:
+    """Wall and CPU time (user + system, every thread) of a block into `figures`."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    figures.seconds = time.perf_counter() - wall
+    figures.cpu_seconds = time.process_time() - cpu
 
 
 def resident_mb() -> float:
@@ -501,11 +511,11 @@ def status_kb(field_name: str) -> int:
 
 def child(args: argparse.Namespace) -> None:
     """One measurement; its figures as JSON on the last line of stdout."""
+    import rasterio
+
     path = Path(args.scene)
     figures = Figures(method=args.child, size=parse_size(args.size))
     model_dir = Path(args.model)
-    import rasterio
-
     # rasterio hands GDAL_CACHEMAX to GDALSetCacheMax64: an int is bytes, process-wide.
     cache = {} if args.gdal_cache_mb is None else {"GDAL_CACHEMAX": args.gdal_cache_mb * 10**6}
     with (
@@ -528,7 +538,8 @@ def run_child(method: str, size: Size, model: Path, args: argparse.Namespace) ->
     """`method` on the scene of `size` px in a fresh interpreter."""
     command = [sys.executable, __file__, "--child", method, "--size", label(size)]
     command += ["--scene", str(scene(size)), "--model", str(model)]
-    for name in ("window_pixels", "sessions", "batch", "threshold", "threads", "gdal_cache_mb"):
+    forwarded = ("window_pixels", "sessions", "batch", "threshold", "threads", "overlap")
+    for name in (*forwarded, "gdal_cache_mb"):
         if getattr(args, name) is not None:
             command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     if not args.mem_pattern:
@@ -675,6 +686,7 @@ def main() -> None:
     parser.add_argument(
         "--fit", action="store_true", help="stream: windows fitted to the scene (experiment)"
     )
+    parser.add_argument("--overlap", type=int, help="stream: px (default the model's; experiment)")
     parser.add_argument("--gdal-cache-mb", type=int, help="GDAL's block cache in every run")
     parser.add_argument("--json", type=Path, default=OUTPUT / "detect.json")
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)

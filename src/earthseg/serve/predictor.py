@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,13 +67,19 @@ class Predictor:
     def window(self, height: int, width: int) -> tuple[int, int]:
         """The window an image of this size is predicted in."""
         multiple = self.card.onnx.window_multiple
-        return window_shape(self.card.input.tile_size, multiple, height, width, self.window_pixels)
+        tile, pixels = self.card.input.tile_size, self.window_pixels
+        return window_shape(tile, multiple, height, width, pixels, self.overlap)
 
     def rows(self, source: PixelSource, deadline: float | None = None) -> Iterator[Rows]:
         """An image's probabilities, finished rows top to bottom (memory: its width)."""
         window = self.window(source.height, source.width)
         return stream_probabilities(
-            source, self.model.probabilities, window, self.overlap, deadline=deadline
+            source,
+            self.model.probabilities,
+            window,
+            self.overlap,
+            batch=self.model.sessions,  # a window per session, side by side
+            deadline=deadline,
         )
 
     def predict(
@@ -113,5 +120,6 @@ def past_deadline(timeout_s: float | None, stopped: DeadlineExceeded) -> Excepti
 
 
 def load_predictor(model_dir: Path) -> Predictor:
-    """A predictor for the artifact in `model_dir`, running on every core (or the GPU)."""
-    return Predictor(OnnxModel(model_dir))
+    """A predictor for the artifact in `model_dir`, running on every core: a
+    single-threaded session per core."""
+    return Predictor(OnnxModel(model_dir, sessions=os.cpu_count() or 1))

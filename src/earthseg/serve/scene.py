@@ -228,10 +228,16 @@ def save_scene(
             "assign the scene its CRS (e.g. `gdal_edit.py -a_srs EPSG:4326 scene.tif`), "
             "or drop --crs for polygons in pixel coordinates",
         )
-    blocks = scene.rows()
-    first = next(blocks)  # a server's threshold is known from here on
+    import rasterio
+
+    from earthseg.serve.stream import GDAL_CACHE_BYTES
+
     positive = valid = 0
     with contextlib.ExitStack() as stack:
+        # rasterio sets GDAL_CACHEMAX with GDALSetCacheMax64 (an int: bytes), and back.
+        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES))
+        blocks = scene.rows()
+        first = next(blocks)  # a server's threshold is known from here on
         writers = [stack.enter_context(cog_writer(mask, scene.grid, "mask", scene.threshold))]
         if probabilities is not None:
             writers.append(

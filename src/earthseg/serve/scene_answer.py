@@ -44,11 +44,14 @@ def answer_scene(
 ) -> tuple[bytes, float]:
     """The GeoTIFF body's answer of type `accept` (image/tiff: a mask or probability COG;
     application/geo+json: the mask's polygons) and the threshold applied."""
+    import rasterio
+
     from earthseg.serve.encoders import GEOJSON
     from earthseg.serve.raster_writer import rows_into_cog
+    from earthseg.serve.stream import GDAL_CACHE_BYTES
 
     threshold = predictor.card.threshold if options.threshold is None else options.threshold
-    with open_scene_body(body, predictor) as source:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), open_scene_body(body, predictor) as source:
         grid = describe(source.dataset)
         rows = predictor.rows(source, deadline)
         if accept == GEOJSON:

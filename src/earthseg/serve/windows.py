@@ -37,7 +37,7 @@ def default_overlap(tile: tuple[int, int]) -> int:
 
 def blend_weights(tile: tuple[int, int], overlap: int) -> np.ndarray:
     """(rows, cols) float32 weights: 1 inside, ramping down to near 0 across `overlap`."""
-    return np.outer(_ramp(tile[0], overlap), _ramp(tile[1], overlap))
+    return np.outer(ramp(tile[0], overlap), ramp(tile[1], overlap))
 
 
 def predict_images(
@@ -75,7 +75,7 @@ def predict_images(
     return blended[:, pad_rows : pad_rows + height, pad_cols : pad_cols + width]
 
 
-def _ramp(length: int, overlap: int) -> np.ndarray:
+def ramp(length: int, overlap: int) -> np.ndarray:
     """1D weights: (i + 0.5) / overlap from each end, capped at 1; never 0."""
     if overlap <= 0:
         return np.ones(length, np.float32)
