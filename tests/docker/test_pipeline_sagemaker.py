@@ -77,6 +77,7 @@ def test_pipeline_on_sagemaker_sends_the_right_requests_and_resumes_a_finished_j
             "hyperparameters": {"epochs": 2, "batch_size": 8, "filters": 8, "depth": 2},
         },
         deploy={"image": SERVE_IMAGE, "instance_type": "ml.m5.large"},
+        detect={},  # one endpoint here; the detect stage is tested in the local runs
         aws={"s3": f"s3://{BUCKET}/pipelines", "role": ROLE},
     )
 
