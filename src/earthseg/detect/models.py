@@ -88,12 +88,11 @@ class AnswerModel:
 
     def __init__(self, identity: str, answers: Path, options: DetectOptions, fetch: Any) -> None:
         self.identity, self.answers, self.threshold = identity, answers, options.threshold
-        self.fetch = fetch  # (scenes, answers folder) -> None, or per scene
+        self.fetch = fetch  # prepare(scenes, answers folder), then answer(scene, target)
 
     def prepare(self, scenes: Sequence[SceneInput]) -> None:
         self.answers.mkdir(parents=True, exist_ok=True)
-        if hasattr(self.fetch, "prepare"):
-            self.fetch.prepare(scenes, self.answers)
+        self.fetch.prepare(scenes, self.answers)
 
     def open(self, scene: SceneInput) -> ScenePrediction:
         from earthseg.serve.scene import ProbabilityScene
@@ -147,6 +146,9 @@ class AsyncAnswers:
 
     def __init__(self, session: Any, endpoint: str) -> None:
         self.session, self.endpoint = session, endpoint
+
+    def prepare(self, scenes: Sequence[SceneInput], answers: Path) -> None:
+        return None  # each scene is asked for when it is opened
 
     def answer(self, scene: SceneInput, target: Path) -> None:
         from earthseg.aws.async_inference import invoke_async
