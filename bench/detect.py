@@ -12,8 +12,8 @@ memory is that process's VmHWM (not `ru_maxrss`, which Linux carries over `exec`
   the model in-process as `load_predictor` makes it: the scene read, predicted and
   blended in rows of windows with the default window size and overlap, written as a
   mask COG as rows finish (overviews included), and its events collected from the same
-  rows and written (`save_scene` with the mask only while earthseg.detect.run is
-  missing). The threshold is THRESHOLD (below), not the untrained model's card's;
+  rows and written; windows holding no valid pixel are not run (the swath edge). The
+  threshold is THRESHOLD (below), not the untrained model's card's;
 - floor: a bare `onnxruntime.InferenceSession` (default options, every core) run on
   the same pixels in 256 x 256 windows without overlap, batch 1, reading the scene one
   row of windows at a time; reading is inside its time (and shown apart), as it is in
@@ -384,27 +384,18 @@ def measure_stream(
         figures.window = scene.window()
     figures.load_seconds = time.perf_counter() - start
     figures.base_rss_mb = resident_mb()
-    try:
-        from earthseg.detect.events import SceneKey
-        from earthseg.detect.options import DetectOptions
-        from earthseg.detect.run import EVENTS, MASKS, detect_scene
-        from earthseg.detect.scenes import SceneInput
-    except ImportError:
-        from earthseg.serve.scene import save_scene
+    from earthseg.detect.events import SceneKey
+    from earthseg.detect.options import DetectOptions
+    from earthseg.detect.run import EVENTS, MASKS, detect_scene
+    from earthseg.detect.scenes import SceneInput
 
-        figures.note = "save_scene: mask COG (earthseg.detect.run is not there yet)"
-        with timed(figures):
-            save_scene(scene, out / "mask.tif")
-    else:
-        for folder in (MASKS, EVENTS):
-            (out / folder).mkdir()
-        options = DetectOptions(threshold=args.threshold)
-        key = SceneInput(path, SceneKey(path.stem, None, None))
-        with timed(figures):
-            found = detect_scene(key, FixedModel(scene), out, options, "bench")
-        figures.note = (
-            f"earthseg detect's detect_scene: mask COG + events ({len(found.events)} found)"
-        )
+    for folder in (MASKS, EVENTS):
+        (out / folder).mkdir()
+    options = DetectOptions(threshold=args.threshold)
+    key = SceneInput(path, SceneKey(path.stem, None, None))
+    with timed(figures):
+        found = detect_scene(key, FixedModel(scene), out, options, "bench")
+    figures.note = f"earthseg detect's detect_scene: mask COG + events ({len(found.events)} found)"
     figures.note += f"; threshold {args.threshold:g}"
     if experiment(args):
         figures.note += (

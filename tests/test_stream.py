@@ -13,6 +13,7 @@ from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 
 from earthseg.contracts.model_card import read_model_card
+from earthseg.preprocess.tiling import offsets
 from earthseg.serve.app import create_app
 from earthseg.serve.artifact import OnnxModel
 from earthseg.serve.geo import read_raster
@@ -54,6 +55,29 @@ def test_streamed_rows_equal_the_in_memory_blending(shape: tuple[int, int]) -> N
     # The same windows; weights summed per axis (a row sum times a column sum): to float
     # tolerance, not bit for bit.
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_windows_of_nodata_only_are_not_run_and_change_no_answer() -> None:
+    """A swath edge (the left columns) and a gap without data, as daily imagery has."""
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 255, (300, 500, 3)).astype(np.float32)
+    valid = np.ones(image.shape[:2], bool)
+    valid[:, :170] = False  # the windows starting at columns 0, 48 and 96 see no data
+    valid[100:250, 300:420] = False
+    run_windows: list[int] = []
+
+    def counted(stack: np.ndarray) -> np.ndarray:
+        run_windows.append(len(stack))
+        return position_dependent(stack)
+
+    expected = predict_images(image[None], position_dependent, (64, 64), 16)[0]
+    expected[~valid] = np.nan
+    streamed = stream_probabilities(ArraySource(image, valid), counted, (64, 64), 16, 3)
+    got = np.concatenate([block.probabilities for block in streamed])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    rows, columns = len(offsets(300, 64, 48)), len(offsets(500, 64, 48))
+    # Three window columns in every row, and the window inside the gap, skipped.
+    assert sum(run_windows) == rows * columns - 3 * rows - 1
 
 
 def test_a_scene_streams_from_disk_with_the_validity_of_a_whole_read(

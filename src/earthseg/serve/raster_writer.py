@@ -100,7 +100,7 @@ class RasterRows:
         stacked = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
         self.dataset.write(stacked[:rows], 1, window=Window(0, self.top, self.grid.width, rows))
         self.top += rows
-        self.pending = [stacked[rows:]] if rows < stacked.shape[0] else []
+        self.pending = [stacked[rows:].copy()] if rows < stacked.shape[0] else []  # not a view
 
 
 def copy_as_cog(source: str, target: str, kind: Kind) -> None:

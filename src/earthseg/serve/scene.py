@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from earthseg.serve.client import Transport
     from earthseg.serve.geo import Grid
     from earthseg.serve.predictor import Predictor
+    from earthseg.serve.raster_writer import RasterRows
     from earthseg.serve.stream import Rows
 
 ROW_BLOCK = 1024  # rows read at a time from a probability GeoTIFF
@@ -236,16 +236,18 @@ def save_scene(
     with contextlib.ExitStack() as stack:
         # rasterio sets GDAL_CACHEMAX with GDALSetCacheMax64 (an int: bytes), and back.
         stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES))
-        blocks = scene.rows()
-        first = next(blocks)  # a server's threshold is known from here on
-        writers = [stack.enter_context(cog_writer(mask, scene.grid, "mask", scene.threshold))]
-        if probabilities is not None:
-            writers.append(
-                stack.enter_context(
-                    cog_writer(probabilities, scene.grid, "probability", scene.threshold)
-                )
-            )
-        for block in chain([first], blocks):
+        writers: list[RasterRows] = []
+        for block in scene.rows():
+            if not writers:  # a server's threshold is known once it has answered
+                writers = [
+                    stack.enter_context(cog_writer(mask, scene.grid, "mask", scene.threshold))
+                ]
+                if probabilities is not None:
+                    writers.append(
+                        stack.enter_context(
+                            cog_writer(probabilities, scene.grid, "probability", scene.threshold)
+                        )
+                    )
             for writer in writers:
                 writer.write(block)
             for sink in sinks:
@@ -253,6 +255,7 @@ def save_scene(
             values = writers[0].values(block.probabilities)
             positive += int((values == 1).sum())
             valid += int((values != MASK_NODATA).sum())
+            del block, values  # no block is held while the next one is predicted
     summary = {"positive": positive / max(1, valid), "polygons": 0.0}
     if geojson is not None:
         summary["polygons"] = float(write_polygons(mask, geojson, crs))

@@ -146,24 +146,31 @@ def stream_probabilities(
     total = np.zeros((window[0], layout.width), np.float32)
     for index, start in enumerate(row_starts):
         pixels, valid = layout.read(source, start, start + window[0])
-        for first in range(0, len(col_starts), batch):
+        runs = layout.with_data(col_starts, window[1], valid)
+        done += len(col_starts) - len(runs)
+        for first in range(0, len(runs), batch):
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded(done, windows)
-            chunk = col_starts[first : first + batch]
+            chunk = runs[first : first + batch]
             stack = np.stack([pixels[:, col : col + window[1]] for col in chunk])
             for col, probabilities in zip(chunk, run(stack), strict=True):
                 total[:, col : col + window[1]] += probabilities * weights
             done += len(chunk)
+        del pixels  # the next row is read into its place, not beside it
         end = row_starts[index + 1] if index + 1 < len(row_starts) else layout.height
         finished = end - start
         blended = total[:finished] / col_weight
         blended /= row_weight[start:end, np.newaxis]
         rows = layout.crop(start, blended)
+        del blended  # held by `rows` alone, so it goes when its consumer lets go
         if rows is not None:
             top, block = rows
             if valid is not None:  # on the scene's own rows and columns
                 block[~valid[: block.shape[0]]] = np.nan
+            del rows
             yield Rows(top, block)
+            del block  # not held through the next row's runs
+        del valid
         _shift(total, finished)
 
 
@@ -208,6 +215,15 @@ class _Padding:
         if any(self.pad_rows) or any(self.pad_cols):
             pixels = np.pad(pixels, (self.pad_rows, self.pad_cols, (0, 0)), mode=self.mode)
         return pixels, valid  # valid stays on the scene's own columns (and rows)
+
+    def with_data(self, starts: list[int], side: int, valid: np.ndarray | None) -> list[int]:
+        """The window columns in `starts` holding at least one valid pixel. A window of
+        nodata only is not run: every valid pixel's answer comes from windows that
+        hold it, and a pixel without data is NaN whatever its windows said (the swath
+        gaps of daily imagery cost nothing). Scenes padded out to a window run whole."""
+        if valid is None or any(self.pad_rows) or any(self.pad_cols):
+            return starts
+        return [col for col in starts if valid[:, col : col + side].any()]
 
     def crop(self, top: int, block: np.ndarray) -> tuple[int, np.ndarray] | None:
         """Padded rows from `top` -> (scene row, the scene's rows and columns), or None."""
