@@ -23,6 +23,7 @@ from earthseg.contracts.model_card import (
     OnnxGraph,
     write_model_card,
 )
+from earthseg.train.onnx_graph import crop_transposed_convolutions_in_place
 
 INPUT_NAME = "image"
 ONNX_TOLERANCE = 1e-4
@@ -47,6 +48,7 @@ def export_model(model: Any, model_dir: Path, card: dict[str, Any], samples: np.
         model.export(
             str(partial / ONNX_FILE), format="onnx", input_signature=signature, verbose=False
         )
+        crop_transposed_convolutions_in_place(partial / ONNX_FILE)
         graph = check_onnx(partial / ONNX_FILE, model, samples)
         write_model_card(partial, ModelCard.model_validate({**card, "onnx": graph}))
 
