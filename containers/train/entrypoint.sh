@@ -3,6 +3,8 @@
 #   docker run IMAGE train [ARGS]        SageMaker training  -> earthseg train [ARGS]
 #   docker run IMAGE                     SDK v3 local mode   -> earthseg train
 #   docker run IMAGE preprocess [ARGS]   SageMaker Processing -> earthseg preprocess [ARGS]
+#   docker run IMAGE prepare [ARGS]      the pipeline's Prepare step (Processing)
+#                                        -> earthseg prepare [ARGS]
 #   docker run IMAGE COMMAND [ARGS]      anything else runs as given (bash, python -c ...)
 set -e
 
@@ -11,9 +13,8 @@ case "${1-}" in
         [ "$#" -gt 0 ] && shift
         exec earthseg train "$@"
         ;;
-    preprocess)
-        shift
-        exec earthseg preprocess "$@"
+    preprocess | prepare)
+        exec earthseg "$@"
         ;;
     *)
         exec "$@"

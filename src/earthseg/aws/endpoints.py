@@ -1,4 +1,5 @@
-"""SageMaker endpoints serving the earthseg inference image: a model, an endpoint config
+"""SageMaker endpoints serving the earthseg inference image (given as an image and a
+model.tar.gz, or as an approved version in the Model Registry): a model, an endpoint config
 and an endpoint created together under one name, and deleted together.
 
 The calls are boto3's, not sagemaker-core's `Model` / `EndpointConfig` / `Endpoint`
@@ -52,9 +53,69 @@ def deploy(
     see earthseg.aws.async_inference), whose model server takes SageMaker's 1 GB bodies
     and works as long as the invocation timeout. SageMaker runs these on instances only.
     """
-    from sagemaker.core.common_utils import name_from_base
+    environment = _server_environment(name, options, environment, asynchronous)
+    s3.parse_s3_uri(model_uri, "--model")
+    if not model_uri.endswith(".tar.gz"):
+        raise InputError(
+            "--model", f"{model_uri} is not a model.tar.gz", "give the URI earthseg train printed"
+        )
+    role = execution_role(role)
+    account_id(session)  # missing or refused credentials fail here, readably
+    container = {"PrimaryContainer": {"Image": image, "ModelDataUrl": model_uri}}
+    return _create(
+        session, container, role, name, options, environment, asynchronous, say, f"with {image}"
+    )
 
-    from earthseg.aws.async_inference import async_environment, async_inference_config
+
+def deploy_package(
+    session: boto3.Session,
+    package: str,
+    role: str | None,
+    name: str = DEFAULT_NAME,
+    options: EndpointOptions | None = None,
+    environment: Mapping[str, str] | None = None,
+    say: Callable[[str], None] = print,
+    asynchronous: AsyncOptions | None = None,
+) -> str:
+    """Serve model package version `package` (its ARN) as `deploy` serves a model: the
+    version must be Approved, or it is refused (with its status and the reason given for
+    it) before anything is created.
+
+    The model names the package (CreateModel's `Containers: [{"ModelPackageName": ARN}]`,
+    as the SageMaker Python SDK sends it for a package) rather than copying its image and
+    model data: SageMaker then takes both from the registered version, so what serves is
+    what was approved, enforces the approval itself, and links the endpoint to the version
+    in its lineage. moto stores such a container as given, which the tests read back.
+    """
+    from earthseg.aws.registry import deployable
+
+    environment = _server_environment(name, options, environment, asynchronous)
+    role = execution_role(role)
+    account_id(session)  # missing or refused credentials fail here, readably
+    version = deployable(session, package)
+    container = {"Containers": [{"ModelPackageName": version.arn}]}
+    images = ", ".join(version.images) or "its image"
+    return _create(
+        session,
+        container,
+        role,
+        name,
+        options,
+        environment,
+        asynchronous,
+        say,
+        f"with model package {version.group} version {version.version} ({images})",
+    )
+
+
+def _server_environment(
+    name: str,
+    options: EndpointOptions | None,
+    environment: Mapping[str, str] | None,
+    asynchronous: AsyncOptions | None,
+) -> dict[str, str]:
+    """The model server's environment, the name and endpoint kind checked first."""
+    from earthseg.aws.async_inference import async_environment
 
     options = options or EndpointOptions()
     check_name(name, (ENDPOINT,), "--name")
@@ -75,17 +136,33 @@ def deploy(
                 "leave it out: --invocation-timeout sets the model server's timeout",
             )
         environment.update(server)
-    s3.parse_s3_uri(model_uri, "--model")
-    if not model_uri.endswith(".tar.gz"):
-        raise InputError(
-            "--model", f"{model_uri} is not a model.tar.gz", "give the URI earthseg train printed"
-        )
-    role = execution_role(role)
-    account_id(session)  # missing or refused credentials fail here, readably
+    return environment
+
+
+def _create(
+    session: boto3.Session,
+    containers: dict[str, Any],
+    role: str,
+    name: str,
+    options: EndpointOptions | None,
+    environment: dict[str, str],
+    asynchronous: AsyncOptions | None,
+    say: Callable[[str], None],
+    serving: str,
+) -> str:
+    """Create the model (its `containers`: CreateModel's PrimaryContainer or Containers,
+    each given `environment`), endpoint config and endpoint, undoing them if one is
+    refused, and follow the endpoint to InService; `serving` says what it serves."""
+    from sagemaker.core.common_utils import name_from_base
+
+    from earthseg.aws.async_inference import async_inference_config
+
+    options = options or EndpointOptions()
     endpoint = name_from_base(name)
-    container: dict[str, Any] = {"Image": image, "ModelDataUrl": model_uri}
     if environment:
-        container["Environment"] = environment
+        for container in [containers.get("PrimaryContainer"), *containers.get("Containers", [])]:
+            if container is not None:
+                container["Environment"] = environment
     config: dict[str, Any] = {
         "EndpointConfigName": endpoint,
         "ProductionVariants": [options.variant(endpoint)],
@@ -97,7 +174,7 @@ def deploy(
         (
             "model",
             "create_model",
-            {"ModelName": endpoint, "PrimaryContainer": container, "ExecutionRoleArn": role},
+            {"ModelName": endpoint, **containers, "ExecutionRoleArn": role},
         ),
         ("endpoint config", "create_endpoint_config", config),
         (
@@ -113,7 +190,7 @@ def deploy(
             _remove_partial(client, endpoint, [kind for kind, _, _ in steps[:done]])
             raise jobs.refused(error, f"{kind} {endpoint}") from None
     kind = "" if asynchronous is None else ", asynchronous"
-    say(f"endpoint {endpoint} ({options.describe()}{kind}) with {image}")
+    say(f"endpoint {endpoint} ({options.describe()}{kind}) {serving}")
     if asynchronous is not None:
         output = config["AsyncInferenceConfig"]["OutputConfig"]
         say(f"  answers in {output['S3OutputPath']}, failures in {output['S3FailurePath']}")

@@ -16,7 +16,9 @@ from earthseg import __version__
 from earthseg.cli import (
     data,
     detect,
+    evaluation,
     imagery,
+    models,
     pipeline,
     push,
     sagemaker,
@@ -27,7 +29,19 @@ from earthseg.cli import (
 from earthseg.errors import InputError
 
 EXIT_BAD_INPUT = 2
-GROUPS = (imagery, data, training, serving, sagemaker, transform, detect, pipeline, push)
+GROUPS = (
+    imagery,
+    data,
+    evaluation,
+    training,
+    serving,
+    sagemaker,
+    models,
+    transform,
+    detect,
+    pipeline,
+    push,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,10 +50,24 @@ def add_commands(commands: Any) -> None:
         "deploy",
         help="serve a model on a SageMaker endpoint with the inference image",
         description="Creates a model, an endpoint config and an endpoint, all named "
-        "<name>-<timestamp>, and waits until the endpoint is InService.",
+        "<name>-<timestamp>, and waits until the endpoint is InService. The model is an "
+        "image with a model.tar.gz (--image, --model), or an Approved version in the Model "
+        "Registry (--model-package, or --group with --latest-approved).",
     )
-    deploy.add_argument("--image", required=True, help="the inference image URI")
-    deploy.add_argument("--model", required=True, help="s3://.../model.tar.gz (earthseg train)")
+    served = deploy.add_argument_group("what serves (one of)")
+    served.add_argument("--image", help="the inference image URI (with --model)")
+    served.add_argument("--model", help="s3://.../model.tar.gz (earthseg train)")
+    served.add_argument(
+        "--model-package",
+        metavar="ARN",
+        help="a model package version's ARN (earthseg models list); it must be Approved",
+    )
+    served.add_argument("--group", help="a model package group (with --latest-approved)")
+    served.add_argument(
+        "--latest-approved",
+        action="store_true",
+        help="the group's newest Approved version",
+    )
     deploy.add_argument("--name", help=f"base name (default {DEFAULT_NAME})")
     instances = deploy.add_argument_group("a real-time endpoint")
     add_model_options(instances, EndpointOptions, ["instance_type", "instances"])
@@ -118,11 +132,12 @@ def upload_dataset(args: argparse.Namespace) -> None:
 
 
 def deploy_model(args: argparse.Namespace) -> None:
-    from earthseg.aws.endpoints import deploy
+    from earthseg.aws.endpoints import deploy, deploy_package
     from earthseg.aws.names import DEFAULT_NAME
     from earthseg.aws.resources import ASYNC_FLAGS, AsyncOptions, EndpointOptions, Serverless
     from earthseg.contracts.serving import ServerOptions
 
+    served = _served(args)
     if args.serverless:
         sized = given_options(args, args.instance_options)
         if sized:
@@ -149,18 +164,62 @@ def deploy_model(args: argparse.Namespace) -> None:
     else:
         refuse_unless(args, args.async_options, "--async", "they set up an asynchronous endpoint")
     server = model_from_args(args, ServerOptions)
-    endpoint = deploy(
-        aws_session(args),
-        args.image,
-        args.model,
-        args.role,
-        name=args.name or DEFAULT_NAME,
-        options=options,
-        environment=server.environment(),
-        asynchronous=asynchronous,
-    )
+    session = aws_session(args)
+    settings: dict[str, Any] = {
+        "name": args.name or DEFAULT_NAME,
+        "options": options,
+        "environment": server.environment(),
+        "asynchronous": asynchronous,
+    }
+    if served == "--model":
+        endpoint = deploy(session, args.image, args.model, args.role, **settings)
+    else:
+        package = args.model_package
+        if served == "--group":
+            from earthseg.aws.registry import latest_approved
+
+            package = latest_approved(session, args.group).arn
+        endpoint = deploy_package(session, package, args.role, **settings)
     print(f"endpoint:  {endpoint} (InService)")
     print(f"remove it: earthseg delete --endpoint {endpoint}")
+
+
+def _served(args: argparse.Namespace) -> str:
+    """Which of --model, --model-package and --group names what serves, checked before
+    anything is asked of AWS."""
+    given = [
+        option
+        for option, value in (
+            ("--model", args.model),
+            ("--model-package", args.model_package),
+            ("--group", args.group),
+        )
+        if value is not None
+    ]
+    if len(given) != 1:
+        raise InputError(
+            ", ".join(given) or "--model, --model-package, --group",
+            "name what serves in different ways" if given else "none was given",
+            "give one: --image IMAGE --model s3://.../model.tar.gz, --model-package ARN, "
+            "or --group NAME --latest-approved",
+        )
+    served = given[0]
+    if served == "--model" and args.image is None:
+        raise InputError("--image", "is needed with --model", "give the inference image's URI")
+    if served != "--model" and args.image is not None:
+        raise InputError(
+            "--image",
+            f"does not go with {served}: a registered version carries its own image",
+            "drop --image",
+        )
+    if (served == "--group") != args.latest_approved:
+        raise InputError(
+            "--latest-approved" if args.latest_approved else f"--group {args.group}",
+            "needs --group" if args.latest_approved else "needs --latest-approved",
+            "deploy a group's newest Approved version with --group NAME --latest-approved, "
+            "or a given version with --model-package ARN",
+        )
+    return served
 
 
 def delete_endpoint(args: argparse.Namespace) -> None:

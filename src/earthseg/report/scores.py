@@ -7,8 +7,9 @@ mask marks as nodata (the scene had no data there). Masks are read in strips of 
 a 10k x 10k scene needs a few tens of MB. Pooled scores add up the pixel counts of all
 scenes: every pixel weighs the same, as in the training job's tile scores.
 
-Unlike the Keras metrics (0 when there is nothing to count), a ratio with nothing to
-count is None: a scene without dust where none is predicted has no IoU, not an IoU of 0.
+The counts and the scores they give are earthseg.evaluate.confusion's (the pipeline's
+evaluation uses the same), exposed here as before: a ratio with nothing to count is None,
+so a scene without dust where none is predicted has no IoU, not an IoU of 0.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,89 +27,18 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from earthseg.errors import InputError
+from earthseg.evaluate.confusion import METRICS as METRICS
+from earthseg.evaluate.confusion import Confusion, count, pooled
+from earthseg.evaluate.grids import grid_differences
 from earthseg.preprocess.rasterize import burn
 from earthseg.report.inputs import scene_labels
 from earthseg.serve.geo import MASK_NODATA, Grid, describe
 
 BLOCK_PIXELS = 2**22  # pixels per strip read: bounds memory whatever the scene's size
 SCORES_FORMAT = "earthseg.scores/1"
-METRICS = ("iou", "f1", "precision", "recall")
 POOLED = "pooled"  # the scene column's value for the sum over all scenes in the CSV
 UNDEFINED = "n/a"  # how a ratio with nothing to count reads
 PREDICT_AGAIN = "predict the scene again: earthseg predict --image SCENE.tif --out MASK.tif"
-
-
-@dataclass(frozen=True)
-class Confusion:
-    """Pixel counts of a prediction against the labels; `unscored`: nodata pixels left out."""
-
-    true_positives: int = 0
-    false_positives: int = 0
-    false_negatives: int = 0
-    true_negatives: int = 0
-    unscored: int = 0
-
-    def __add__(self, other: Confusion) -> Confusion:
-        return Confusion(
-            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(Confusion))
-        )
-
-    @property
-    def scored(self) -> int:
-        return (
-            self.true_positives + self.false_positives + self.false_negatives + self.true_negatives
-        )
-
-    @property
-    def iou(self) -> float | None:
-        tp = self.true_positives
-        return _ratio(tp, tp + self.false_positives + self.false_negatives)
-
-    @property
-    def f1(self) -> float | None:
-        tp = 2 * self.true_positives
-        return _ratio(tp, tp + self.false_positives + self.false_negatives)
-
-    @property
-    def precision(self) -> float | None:
-        return _ratio(self.true_positives, self.true_positives + self.false_positives)
-
-    @property
-    def recall(self) -> float | None:
-        return _ratio(self.true_positives, self.true_positives + self.false_negatives)
-
-    @property
-    def labelled_fraction(self) -> float | None:
-        """Share of scored pixels the experts labelled."""
-        return _ratio(self.true_positives + self.false_negatives, self.scored)
-
-    @property
-    def predicted_fraction(self) -> float | None:
-        """Share of scored pixels the model predicted positive."""
-        return _ratio(self.true_positives + self.false_positives, self.scored)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The scores, then the counts they come from, as scores.json holds them."""
-        ratios = (*METRICS, "labelled_fraction", "predicted_fraction")
-        return {**{name: getattr(self, name) for name in ratios}, **asdict(self)}
-
-
-def count(truth: np.ndarray, mask: np.ndarray, nodata: int = MASK_NODATA) -> Confusion:
-    """Counts of a predicted `mask` (0, 1 or `nodata`) against a 0/1 `truth` of its shape."""
-    scored = mask != nodata
-    predicted = mask == 1
-    labelled = truth > 0
-    true_positives = int(np.count_nonzero(predicted & labelled))
-    predicted_count = int(np.count_nonzero(predicted))
-    labelled_scored = int(np.count_nonzero(labelled & scored))
-    scored_count = int(np.count_nonzero(scored))
-    return Confusion(
-        true_positives=true_positives,
-        false_positives=predicted_count - true_positives,
-        false_negatives=labelled_scored - true_positives,
-        true_negatives=scored_count - predicted_count - labelled_scored + true_positives,
-        unscored=mask.size - scored_count,
-    )
 
 
 def score_scene(image: Path, labels: Path, mask: Path) -> Confusion:
@@ -140,11 +69,6 @@ def score_mask(mask: Path, polygons: np.ndarray, grid: Grid, scene_name: str) ->
             truth = burn(polygons, values.shape, window_transform(window, grid.transform))
             total += count(truth, values, nodata)
     return total
-
-
-def pooled(confusions: Iterable[Confusion]) -> Confusion:
-    """The counts of several scenes added up, as if they were one scene."""
-    return sum(confusions, Confusion())
 
 
 def scores_json(
@@ -196,26 +120,10 @@ def _check_mask(dataset: Any, path: Path, grid: Grid, scene_name: str) -> None:
             "(probabilities or a scene?)",
             f"pass the mask GeoTIFF that `earthseg predict --out` writes; {PREDICT_AGAIN}",
         )
-    found = describe(dataset)
-    differences = [
-        f"{name} {mine} instead of {theirs}"
-        for name, mine, theirs in (
-            ("size", (found.width, found.height), (grid.width, grid.height)),
-            ("CRS", found.crs, grid.crs),
-        )
-        if mine != theirs
-    ]
-    if not found.transform.almost_equals(grid.transform):
-        differences.append(
-            f"transform {tuple(found.transform)[:6]} instead of {grid.transform[:6]}"
-        )
+    differences = grid_differences(describe(dataset), grid)
     if differences:
         raise InputError(
             path,
             f"is not on the grid of scene {scene_name} ({'; '.join(differences)})",
             PREDICT_AGAIN,
         )
-
-
-def _ratio(numerator: int, denominator: int) -> float | None:
-    return numerator / denominator if denominator else None
