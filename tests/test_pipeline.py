@@ -201,17 +201,14 @@ def test_a_run_without_test_scenes_is_refused_before_anything_runs(tmp_path: Pat
 def test_a_name_that_would_make_an_over_long_sagemaker_name_is_refused_at_load(
     tmp_path: Path,
 ) -> None:
-    """Endpoints are named <name>-<24-character timestamp> and Processing jobs
-    <name>-preprocess-<timestamp>: 63 characters at most. Hyphens count too."""
+    """Endpoints are named <name>-<24-character timestamp>, model package groups <name>
+    (or register.group): 63 characters at most. Hyphens count too."""
     assert load_config(small_run(tmp_path, name="a" * 39)).name == "a" * 39
     with pytest.raises(InputError, match=r"name: 'a{40}' has 40 characters: the endpoint name"):
         load_config(small_run(tmp_path, name="a" * 40))
     with pytest.raises(InputError, match=r"the endpoint name .*\(use at most 39 characters\)"):
         load_config(small_run(tmp_path, name="a" + "-" * 20 + "b" * 20))
-    processing = {"tile_size": 64, "splits": [0.5, 0.25, 0.25], "processing": True}
-    with pytest.raises(
-        InputError, match=r"the processing job name a{29}-preprocess-<timestamp> .* at most 28"
-    ):
-        load_config(small_run(tmp_path, name="a" * 29, preprocess=processing))
+    with pytest.raises(InputError, match=r"register.group: .* is not a SageMaker name"):
+        load_config(small_run(tmp_path, register={"group": "dust plumes"}))
     with pytest.raises(InputError, match=r"name: 'dust_plumes' is not a SageMaker name"):
         load_config(small_run(tmp_path, name="dust_plumes"))

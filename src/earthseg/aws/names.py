@@ -41,6 +41,7 @@ class NameRule:
 TRAINING_JOB = NameRule("training job", len("-20260131120000"))  # ModelTrainer
 PROCESSING_JOB = NameRule("processing job", len("-2026-01-31-12-00-00-000"), "-preprocess")
 ENDPOINT = NameRule("endpoint", len("-2026-01-31-12-00-00-000"))  # and its config and model
+MODEL_PACKAGE_GROUP = NameRule("model package group", 0)  # named whole, no timestamp
 
 
 def check_name(name: str, rules: tuple[NameRule, ...], source: str) -> str:

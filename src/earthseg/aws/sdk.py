@@ -9,7 +9,10 @@ the account up through an STS URL it builds itself, which ignores `AWS_ENDPOINT_
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import boto3
@@ -42,3 +45,20 @@ def sdk_session(session: boto3.Session, root: S3Uri | None = None) -> Session:
     return Session(
         boto_session=session, default_bucket=root.bucket, default_bucket_prefix=root.key or None
     )
+
+
+@contextlib.contextmanager
+def sdk_default_region() -> Iterator[None]:
+    """A default region while the SDK's workflow code runs: importing `sagemaker.mlops`
+    makes boto3 clients at class definition (`sagemaker.ai_registry.air_hub.AIRHub`), and
+    `ProcessingStep` makes a local-mode session only to read a method's name; both fail
+    where no region is configured (an offline `--dry-run`, a fresh machine). None of
+    those sessions is used for a call: ours all go through the session we pass."""
+    if os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION"):
+        yield
+        return
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    try:
+        yield
+    finally:
+        os.environ.pop("AWS_DEFAULT_REGION", None)

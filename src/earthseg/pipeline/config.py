@@ -17,7 +17,13 @@ from typing import Literal, Self
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from earthseg.aws.names import ENDPOINT, PROCESSING_JOB, TRAINING_JOB, NameRule, check_name
+from earthseg.aws.names import (
+    ENDPOINT,
+    MODEL_PACKAGE_GROUP,
+    TRAINING_JOB,
+    NameRule,
+    check_name,
+)
 from earthseg.aws.resources import EndpointOptions, ProcessingResources, TrainingResources
 from earthseg.aws.role import ROLE_ENV
 from earthseg.contracts.serving import DEFAULT_MAX_PAYLOAD_MB
@@ -78,8 +84,6 @@ class DetectConfig(DetectOptions):
 class PreprocessConfig(PreprocessOptions, ProcessingResources):
     """`earthseg preprocess`'s options (same defaults), and where it runs on SageMaker."""
 
-    processing: bool = Field(False, description="SageMaker: run as a Processing job")
-
     @field_validator("splits")
     @classmethod
     def _test_share(cls, shares: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -111,6 +115,33 @@ class DeployConfig(EndpointOptions):
     keep: bool = False
 
 
+class EvaluateConfig(ProcessingResources):
+    """SageMaker Pipeline: the Processing job that scores the model on the test scenes
+    in the serve image."""
+
+
+class RegisterConfig(Options):
+    """SageMaker Pipeline: the Model Registry, and the bar a model must reach to enter it."""
+
+    group: str | None = Field(None, description="model package group (default: the run's name)")
+    min_test_iou: Number = Field(0.5, ge=0, le=1, description="the test IoU a model must reach")
+    approve: Literal["manual", "auto"] = Field(
+        "manual",
+        description="manual: versions wait for `earthseg models approve`; auto: approved "
+        "when above the bar",
+    )
+
+    @field_validator("group")
+    @classmethod
+    def _group_name(cls, group: str | None) -> str | None:
+        if group is not None:
+            try:
+                check_name(group, (MODEL_PACKAGE_GROUP,), "group")
+            except InputError as error:
+                raise invalid(error.problem, error.fix) from None
+        return group
+
+
 class InvokeConfig(Options):
     threshold: Number | None = Field(None, ge=0, le=1)
     max_payload_mb: Number = Field(DEFAULT_MAX_PAYLOAD_MB, gt=0, le=DEFAULT_MAX_PAYLOAD_MB)
@@ -139,6 +170,8 @@ class RunConfig(Options):
     deploy: DeployConfig = DeployConfig()
     invoke: InvokeConfig = InvokeConfig()
     detect: DetectConfig = DetectConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    register: RegisterConfig = RegisterConfig()
     aws: AwsConfig = AwsConfig()
     local: LocalConfig = LocalConfig()
 
@@ -154,7 +187,12 @@ class RunConfig(Options):
     @property
     def name_rules(self) -> tuple[NameRule, ...]:
         """The kinds of SageMaker resources a run of this config creates."""
-        return (TRAINING_JOB, ENDPOINT, *((PROCESSING_JOB,) if self.preprocess.processing else ()))
+        return (TRAINING_JOB, ENDPOINT, MODEL_PACKAGE_GROUP)
+
+    @property
+    def model_package_group(self) -> str:
+        """Where a SageMaker Pipeline of this run registers its models."""
+        return self.register.group or self.name
 
     @property
     def folder(self) -> Path:

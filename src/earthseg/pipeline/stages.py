@@ -1,10 +1,12 @@
-"""`earthseg pipeline`: an ImageLabeler export to predictions and a report, in one run.
+"""`earthseg pipeline --local`: an ImageLabeler export to predictions and a report, in one
+run on this machine.
 
-[fetch ->] preprocess -> train -> deploy -> invoke -> report, either on SageMaker (a Processing or
-local preprocessing, a training job, an endpoint, sagemaker-runtime) or `--local` with
-the same images in local containers (earthseg.pipeline.backends.local). Both backends share
-this sequence, the run folder and its resume rule (earthseg.pipeline.run_folder): finished
-stages are skipped on a rerun unless something they depend on changed.
+[fetch ->] preprocess -> train -> deploy -> invoke [-> detect] -> report, with the same
+images in local containers (earthseg.pipeline.backends.local) or on the host. The run
+folder keeps what finished (earthseg.pipeline.run_folder): on a rerun finished stages
+are skipped unless something they depend on changed. On SageMaker the same chain is a
+SageMaker Pipeline (earthseg.aws.pipeline_definition), whose results come into the same
+run folder layout.
 """
 
 from __future__ import annotations
@@ -27,23 +29,15 @@ from earthseg.serve.scene import save_scene
 STAGE_MARKER = ".earthseg-stage"  # which invoke stage the predictions belong to
 
 
-def run_config(path: Path, local: bool, say: Callable[[str], None] = print) -> Path:
-    """`earthseg pipeline --config PATH [--local]`: load the config, run (or resume) it on
-    its backend; return the report's folder."""
+def run_config(path: Path, say: Callable[[str], None] = print) -> Path:
+    """`earthseg pipeline --config PATH --local`: load the config, run (or resume) it in
+    local containers (or on the host); return the report's folder. On SageMaker the chain
+    is a SageMaker Pipeline instead (earthseg.aws.pipeline_run)."""
+    from earthseg.pipeline.backends.local import LocalBackend
+
     config = load_config(path)
-    if not local:
-        config.require_cloud()  # before anything is written
     folder = RunFolder(config.folder)
-    backend: Backend
-    if local:
-        from earthseg.pipeline.backends.local import LocalBackend
-
-        backend = LocalBackend(config, folder, say)
-    else:
-        from earthseg.pipeline.backends.sagemaker import SageMakerBackend
-
-        backend = SageMakerBackend(config, folder, say)
-    return run_pipeline(config, backend, folder, say)
+    return run_pipeline(config, LocalBackend(config, folder, say), folder, say)
 
 
 def run_pipeline(

@@ -1,0 +1,490 @@
+"""`earthseg pipeline` on SageMaker as a SageMaker Pipeline, defined from `run.yaml`.
+
+    Prepare (Processing, training image: fetch + preprocess, the test split set apart)
+      -> Train (Training, training image)
+      -> Evaluate (Processing, serve image: the test scenes predicted and scored;
+                   evaluation.json is the PropertyFile "Evaluation")
+      -> CheckTestIoU (Condition: test IoU >= MinTestIoU)
+           -> Register (a model package version in the run's group)
+           |  BelowBar (Fail: the IoU and the bar)
+
+What users change between runs (instance types, hyperparameters, the IoU bar, the
+approval status, the export's S3 location) are pipeline parameters, so a rerun starts an
+execution of the same definition with other values. Prepare, Train and Evaluate are
+cached: an unchanged step of a rerun is not paid for twice. Built with the SDK v3's own
+steps (`Processor.run` and `ModelTrainer.train` under a PipelineSession); the
+registration is a step of our own whose arguments are exactly the CreateModelPackage
+request `earthseg.aws.registry` makes, so the registry commands read what it wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from earthseg.aws.sdk import sdk_default_region
+
+with sdk_default_region():
+    from sagemaker.core.processing import Processor
+    from sagemaker.core.shapes import (
+        ProcessingInput,
+        ProcessingOutput,
+        ProcessingS3Input,
+        ProcessingS3Output,
+    )
+    from sagemaker.core.training.configs import (
+        CheckpointConfig,
+        Compute,
+        InputData,
+        MetricDefinition,
+        OutputDataConfig,
+        StoppingCondition,
+    )
+    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.core.workflow.functions import Join, JsonGet
+    from sagemaker.core.workflow.parameters import ParameterFloat, ParameterString
+    from sagemaker.core.workflow.properties import Properties, PropertyFile
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+    from sagemaker.mlops.workflow.fail_step import FailStep
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.steps import (
+        CacheConfig,
+        ProcessingStep,
+        Step,
+        StepTypeEnum,
+        TrainingStep,
+    )
+    from sagemaker.train import ModelTrainer
+    from sagemaker.train.model_trainer import Mode
+
+from earthseg.aws import s3
+from earthseg.aws.processing import MAX_RUN_S, VOLUME_SIZE_GB
+from earthseg.aws.registry import lineage_metadata, model_package_request
+from earthseg.contracts import processing as mounts
+from earthseg.contracts.channels import REQUIRED
+from earthseg.contracts.evaluation import EVALUATION_FILE, metric_json_path
+from earthseg.train.metric_lines import METRIC_DEFINITIONS
+
+if TYPE_CHECKING:
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+    from earthseg.pipeline.config import RunConfig
+
+PREPARE, TRAIN, EVALUATE = "Prepare", "Train", "Evaluate"
+CHECK, REGISTER, BELOW_BAR = "CheckTestIoU", "Register", "BelowBar"
+STEPS = (PREPARE, TRAIN, EVALUATE, CHECK, REGISTER, BELOW_BAR)
+EVALUATION_PROPERTY_FILE = "Evaluation"
+CACHE_FOR = "P30D"  # an unchanged Prepare or Evaluate is reused for 30 days
+APPROVALS = {"manual": "PendingManualApproval", "auto": "Approved"}
+BAR_METRIC = "test_iou"  # what CheckTestIoU compares with register.min_test_iou
+MANIFEST_JSON_PATH = "dataset.manifest_sha256"  # in evaluation.json: the dataset's digest
+IMAGERY_JSON_PATH = "dataset.imagery"  # ... and where its scenes came from
+ROLE_CHECK_ENV = "SAGEMAKER_VALIDATE_ROLE"  # the SDK's switch for its client-side role check
+
+
+@dataclass(frozen=True)
+class PipelineInputs:
+    """Where a pipeline execution finds the export, and the run's S3 root."""
+
+    root: s3.S3Uri  # aws.s3/<run name>/
+    labels_uri: str  # the export's labels, uploaded
+    images_uri: str | None  # its images, uploaded; None: Prepare fetches them
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """The pipeline's parameters, by what they stand for."""
+
+    processing_instance: Any
+    training_instance: Any
+    evaluation_instance: Any
+    min_test_iou: Any
+    approval: Any
+    labels_uri: Any
+    images_uri: Any | None
+    hyperparameters: dict[str, Any]
+
+    def all(self) -> list[Any]:
+        fixed = [
+            self.processing_instance,
+            self.training_instance,
+            self.evaluation_instance,
+            self.min_test_iou,
+            self.approval,
+            self.labels_uri,
+            *([self.images_uri] if self.images_uri is not None else []),
+        ]
+        return fixed + list(self.hyperparameters.values())
+
+
+def pipeline_parameters(config: RunConfig, inputs: PipelineInputs) -> Parameters:
+    """Parameters with the config's values as defaults. Hyperparameters keep their own
+    names (as `earthseg train` takes them) and are strings, as SageMaker passes them."""
+    hyperparameters = {
+        name: json.dumps(value) for name, value in config.train.hyperparameters.model_dump().items()
+    }
+    return Parameters(
+        processing_instance=ParameterString(
+            "ProcessingInstanceType", config.preprocess.instance_type
+        ),
+        training_instance=ParameterString("TrainingInstanceType", config.train.instance_type),
+        evaluation_instance=ParameterString(
+            "EvaluationInstanceType", config.evaluate.instance_type
+        ),
+        min_test_iou=ParameterFloat("MinTestIoU", config.register.min_test_iou),
+        approval=ParameterString(
+            "ModelApprovalStatus", APPROVALS[config.register.approve], list(APPROVALS.values())
+        ),
+        labels_uri=ParameterString("ExportLabels", inputs.labels_uri),
+        images_uri=(
+            ParameterString("ExportImages", inputs.images_uri)
+            if inputs.images_uri is not None
+            else None
+        ),
+        hyperparameters={
+            name: ParameterString(name, value) for name, value in hyperparameters.items()
+        },
+    )
+
+
+def build_pipeline(
+    config: RunConfig,
+    inputs: PipelineInputs,
+    session: PipelineSession,
+    role: str,
+    metadata: dict[str, Any],
+    *,
+    registration: bool = True,
+) -> Pipeline:
+    """The run's SageMaker Pipeline (not yet created or started). Nothing is sent to AWS:
+    the definition can be written and reviewed offline (`--dry-run`). `registration`
+    False leaves the Register step out (SageMaker's local mode cannot run one)."""
+    # The SDK warns, for every job step, that it leaves the job's name to SageMaker: as
+    # it should (SageMaker names each execution's jobs), so not worth a user's attention.
+    logging.getLogger("sagemaker.core.workflow.utilities").setLevel(logging.ERROR)
+    with _roles_checked_by_sagemaker(), sdk_default_region():
+        return _build(config, inputs, session, role, metadata, registration)
+
+
+@contextlib.contextmanager
+def _roles_checked_by_sagemaker() -> Iterator[None]:
+    """The SDK checks a job's role with IAM policy simulations when a job is described
+    (ModelTrainer, Processor); in a pipeline definition the jobs start later, under the
+    pipeline's role, and SageMaker checks them then. Skipped here, so that defining
+    needs no IAM access and no network."""
+    before = os.environ.get(ROLE_CHECK_ENV)
+    os.environ[ROLE_CHECK_ENV] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ROLE_CHECK_ENV, None)
+        else:
+            os.environ[ROLE_CHECK_ENV] = before
+
+
+def _build(
+    config: RunConfig,
+    inputs: PipelineInputs,
+    session: PipelineSession,
+    role: str,
+    metadata: dict[str, Any],
+    registration: bool,
+) -> Pipeline:
+    cache = CacheConfig(enable_caching=True, expire_after=CACHE_FOR)
+    parameters = pipeline_parameters(config, inputs)
+    prepare = ProcessingStep(
+        PREPARE,
+        step_args=_prepare_args(config, inputs, parameters, session, role),
+        cache_config=cache,
+        description="fetch the scenes (when the export has none), preprocess, set the test "
+        "split apart",
+    )
+    dataset = prepare.properties.ProcessingOutputConfig.Outputs[
+        mounts.DATASET_OUTPUT
+    ].S3Output.S3Uri
+    # Not cached: its checkpoint folder is the execution's own (the image resumes from
+    # what it finds there, which must be this training's), and checkpoints are in the key.
+    train = TrainingStep(
+        TRAIN,
+        step_args=_train_args(config, inputs, parameters, session, role, dataset),
+        description="train the U-Net in the training image (spot: resumes from checkpoints)",
+    )
+    model_uri = train.properties.ModelArtifacts.S3ModelArtifacts
+    test = prepare.properties.ProcessingOutputConfig.Outputs[mounts.TEST_OUTPUT].S3Output.S3Uri
+    evaluation_file = PropertyFile(
+        name=EVALUATION_PROPERTY_FILE, output_name=mounts.EVALUATION_OUTPUT, path=EVALUATION_FILE
+    )
+    evaluate = ProcessingStep(
+        EVALUATE,
+        step_args=_evaluate_args(config, inputs, parameters, session, role, model_uri, test),
+        property_files=[evaluation_file],
+        cache_config=cache,
+        description="predict the test scenes with the serve image and score them",
+    )
+    test_iou = JsonGet(
+        step_name=EVALUATE, property_file=evaluation_file, json_path=condition_path(BAR_METRIC)
+    )
+    evaluation_uri = Join(
+        on="/",
+        values=[
+            evaluate.properties.ProcessingOutputConfig.Outputs[
+                mounts.EVALUATION_OUTPUT
+            ].S3Output.S3Uri,
+            EVALUATION_FILE,
+        ],
+    )
+    made_by = {
+        **metadata,
+        **lineage_metadata(
+            manifest_sha256=JsonGet(
+                step_name=EVALUATE, property_file=evaluation_file, json_path=MANIFEST_JSON_PATH
+            ),
+            imagery=JsonGet(
+                step_name=EVALUATE, property_file=evaluation_file, json_path=IMAGERY_JSON_PATH
+            ),
+            training_job=train.properties.TrainingJobName,
+        ),
+    }
+    register = RegisterModelPackage(
+        REGISTER,
+        _register_request(config, parameters, model_uri, evaluation_uri, made_by),
+        description="a new version in the model package group " + config.model_package_group,
+    )
+    below_bar = FailStep(
+        BELOW_BAR,
+        error_message=Join(
+            on="",
+            values=[
+                "test IoU ",
+                test_iou,
+                " is below register.min_test_iou (MinTestIoU = ",
+                parameters.min_test_iou,
+                "): the model is not registered",
+            ],
+        ),
+    )
+    check = ConditionStep(
+        CHECK,
+        conditions=[ConditionGreaterThanOrEqualTo(left=test_iou, right=parameters.min_test_iou)],
+        if_steps=[register] if registration else [],
+        else_steps=[below_bar],
+        description="register the model only when its test IoU reaches the bar",
+    )
+    return Pipeline(
+        name=config.name,
+        parameters=parameters.all(),
+        steps=[prepare, train, evaluate, check],
+        sagemaker_session=session,
+        pipeline_experiment_config=None,
+    )
+
+
+def condition_path(metric: str) -> str:
+    """Where in evaluation.json the Condition step finds `metric`: one the evaluation
+    writes, or an InputError before anything is defined."""
+    return metric_json_path(metric)
+
+
+def _prepare_args(
+    config: RunConfig,
+    inputs: PipelineInputs,
+    parameters: Parameters,
+    session: PipelineSession,
+    role: str,
+) -> Any:
+    processor = Processor(
+        role=role,
+        image_uri=str(config.train.image),
+        instance_count=1,
+        instance_type=parameters.processing_instance,
+        volume_size_in_gb=VOLUME_SIZE_GB,
+        max_runtime_in_seconds=MAX_RUN_S,
+        base_job_name=f"{config.name}-prepare",
+        entrypoint=list(mounts.IMAGE_ENTRYPOINT),
+        sagemaker_session=session,
+    )
+    sources = {mounts.LABELS: parameters.labels_uri}
+    if parameters.images_uri is not None:
+        sources[mounts.IMAGES] = parameters.images_uri
+    fetched = inputs.images_uri is None
+    arguments = [
+        "prepare",
+        *mounts.prepare_arguments(
+            config.preprocess.options(),
+            config.imagery.options() if fetched else None,
+            config.imagery.transfer() if fetched else None,
+        ),
+    ]
+    return processor.run(
+        inputs=[_input(name, uri, mounts.container_input(name)) for name, uri in sources.items()],
+        outputs=[
+            _output(
+                mounts.DATASET_OUTPUT,
+                inputs.root.child("dataset"),
+                mounts.container_output(mounts.PREPARE_OUTPUTS[mounts.DATASET_OUTPUT]),
+            ),
+            _output(
+                mounts.TEST_OUTPUT,
+                inputs.root.child("test"),
+                mounts.container_output(mounts.PREPARE_OUTPUTS[mounts.TEST_OUTPUT]),
+            ),
+        ],
+        arguments=arguments,
+    )
+
+
+def _train_args(
+    config: RunConfig,
+    inputs: PipelineInputs,
+    parameters: Parameters,
+    session: PipelineSession,
+    role: str,
+    dataset: Any,
+) -> Any:
+    from earthseg.contracts.opt_ml import CHECKPOINTS, in_container
+
+    resources = config.train
+    trainer = ModelTrainer(
+        training_mode=Mode.SAGEMAKER_TRAINING_JOB,
+        sagemaker_session=session,
+        role=role,
+        training_image=str(config.train.image),
+        base_job_name=config.name,
+        compute=Compute(
+            instance_type=parameters.training_instance,
+            instance_count=resources.instances,
+            volume_size_in_gb=resources.volume_size_gb,
+            enable_managed_spot_training=resources.spot,
+        ),
+        stopping_condition=StoppingCondition(
+            max_runtime_in_seconds=resources.max_run_s,
+            max_wait_time_in_seconds=resources.wait_s if resources.spot else None,
+        ),
+        output_data_config=OutputDataConfig(s3_output_path=str(inputs.root.child("jobs"))),
+        checkpoint_config=CheckpointConfig(
+            s3_uri=per_execution(inputs.root.child("checkpoints")),
+            local_path=in_container(CHECKPOINTS),
+        ),
+        hyperparameters=dict(parameters.hyperparameters),
+        input_data_config=[
+            InputData(channel_name=name, data_source=Join(on="/", values=[dataset, name]))
+            for name in REQUIRED
+        ],
+        training_input_mode="File",
+    ).with_metric_definitions(
+        [MetricDefinition(name=item["Name"], regex=item["Regex"]) for item in METRIC_DEFINITIONS]
+    )
+    return trainer.train()
+
+
+def _evaluate_args(
+    config: RunConfig,
+    inputs: PipelineInputs,
+    parameters: Parameters,
+    session: PipelineSession,
+    role: str,
+    model_uri: Any,
+    test: Any,
+) -> Any:
+    processor = Processor(
+        role=role,
+        image_uri=str(config.deploy.image),
+        instance_count=1,
+        instance_type=parameters.evaluation_instance,
+        volume_size_in_gb=VOLUME_SIZE_GB,
+        max_runtime_in_seconds=MAX_RUN_S,
+        base_job_name=f"{config.name}-evaluate",
+        entrypoint=list(mounts.IMAGE_ENTRYPOINT),
+        sagemaker_session=session,
+    )
+    arguments = ["evaluate", *mounts.evaluate_arguments(config.invoke.threshold)]
+    return processor.run(
+        inputs=[
+            _input(mounts.MODEL_INPUT, model_uri, mounts.container_input(mounts.MODEL_INPUT)),
+            _input(mounts.TEST_INPUT, test, mounts.container_input(mounts.TEST_INPUT)),
+        ],
+        outputs=[
+            _output(
+                mounts.EVALUATION_OUTPUT,
+                inputs.root.child("evaluation"),
+                mounts.container_output(mounts.EVALUATE_OUTPUTS[mounts.EVALUATION_OUTPUT]),
+            )
+        ],
+        arguments=arguments,
+    )
+
+
+def _register_request(
+    config: RunConfig,
+    parameters: Parameters,
+    model_uri: Any,
+    evaluation_uri: Any,
+    metadata: dict[str, Any],
+) -> dict[str, Any]:
+    return model_package_request(
+        group=config.model_package_group,
+        image=str(config.deploy.image),
+        model_uri=model_uri,
+        evaluation_uri=evaluation_uri,
+        metadata=metadata,
+        approval=parameters.approval,
+        description=f"earthseg run {config.name}",
+    )
+
+
+def _input(name: str, uri: Any, local_path: str) -> Any:
+    return ProcessingInput(
+        input_name=name,
+        s3_input=ProcessingS3Input(
+            s3_uri=uri,
+            local_path=local_path,
+            s3_data_type="S3Prefix",
+            s3_input_mode="File",
+        ),
+    )
+
+
+def _output(name: str, destination: s3.S3Uri, local_path: str) -> Any:
+    return ProcessingOutput(
+        output_name=name,
+        s3_output=ProcessingS3Output(
+            s3_uri=per_execution(destination), local_path=local_path, s3_upload_mode="EndOfJob"
+        ),
+    )
+
+
+def per_execution(folder: s3.S3Uri) -> Any:
+    """`folder`/<execution id>: what one execution writes never overwrites what an
+    earlier one wrote and a registered version points at. SageMaker's cache keys leave
+    outputs out, so a cached step still hits (and hands on its earlier outputs)."""
+    return Join(
+        on="/", values=[folder.folder.rstrip("/"), ExecutionVariables.PIPELINE_EXECUTION_ID]
+    )
+
+
+class RegisterModelPackage(Step):
+    """A step whose arguments are a CreateModelPackage request: SageMaker Pipelines'
+    RegisterModel step type, without the SDK's ModelBuilder (which would infer a framework
+    and repack the artifact); its properties are DescribeModelPackage's."""
+
+    def __init__(self, name: str, request: dict[str, Any], description: str = "") -> None:
+        super().__init__(name, description=description, step_type=StepTypeEnum.REGISTER_MODEL)
+        self.request = request
+        self._properties = Properties(
+            step_name=name, step=self, shape_name="DescribeModelPackageOutput"
+        )
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return self.request
+
+    @property
+    def properties(self) -> Any:
+        return self._properties

@@ -1,0 +1,412 @@
+"""`earthseg pipeline` on SageMaker: the run's SageMaker Pipeline upserted under the run's
+name, an execution started and followed step by step, and, when it ends, its results
+brought into the run folder (dataset manifest, model and card, training metrics and
+figures, evaluation, masks) and reported on as a local run is.
+
+The laptop need not stay awake: `--no-wait` leaves the execution running, and
+`earthseg pipeline --config run.yaml --follow` (or `--status RUN`) picks it up later.
+Everything lives under `aws.s3`/<name>/: the export as uploaded (export/), and per
+execution the dataset, test scenes, checkpoints and evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from earthseg.archives import extract
+from earthseg.atomic import atomic_file
+from earthseg.aws import jobs, s3
+from earthseg.aws.session import account_id, call
+from earthseg.contracts.processing import IMAGES, LABELS
+from earthseg.errors import InputError
+from earthseg.pipeline.run_folder import RunLayout
+
+if TYPE_CHECKING:
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+
+    from earthseg.aws.pipeline_definition import PipelineInputs
+    from earthseg.pipeline.config import RunConfig
+
+DEFINITION_FILE = "pipeline.json"  # in the run folder: what goes to SageMaker
+EXECUTION_FILE = "execution.json"  # in the run folder: the execution last started
+EXECUTION_ENDED = ("Succeeded", "Failed", "Stopped")
+POLL_S = jobs.POLL_S
+
+
+def pipeline_inputs(config: RunConfig) -> PipelineInputs:
+    """Where the run's export goes in S3 (`aws.s3`/<name>/export/{labels,images}/)."""
+    from earthseg.aws.pipeline_definition import PipelineInputs
+
+    root = s3.parse_s3_uri(str(config.aws.s3), "aws.s3").child(config.name)
+    export = root.child("export")
+    images = export.child(IMAGES).folder if config.export.images is not None else None
+    return PipelineInputs(root=root, labels_uri=export.child(LABELS).folder, images_uri=images)
+
+
+def define(config: RunConfig, aws: boto3.Session, *, offline: bool = False) -> Pipeline:
+    """The run's Pipeline object, on a PipelineSession of `aws` (`offline`: no AWS call at
+    all, the image digests left out of the registered versions' metadata)."""
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+    from earthseg.aws.pipeline_definition import build_pipeline
+
+    inputs = pipeline_inputs(config)
+    session = PipelineSession(
+        boto_session=aws,
+        default_bucket=inputs.root.bucket,
+        default_bucket_prefix=inputs.root.key or None,
+    )
+    return build_pipeline(
+        config, inputs, session, str(config.role), lineage(config, None if offline else aws)
+    )
+
+
+def lineage(config: RunConfig, aws: boto3.Session | None) -> dict[str, Any]:
+    """What a registered version records of how it was made and is known before the run:
+    the run, the images (with their ECR digests), the source commit. The dataset's digest,
+    its imagery and the training job are added in the definition, from the steps."""
+    from earthseg.aws.registry import image_digest, image_reference, lineage_metadata, source_commit
+
+    def image(uri: str | None) -> str:
+        digest = image_digest(aws, str(uri)) if aws is not None else None
+        return image_reference(str(uri), digest)
+
+    return lineage_metadata(
+        run=config.name,
+        train_image=image(config.train.image),
+        serve_image=image(config.deploy.image),
+        commit=source_commit(),
+    )
+
+
+def upload_export(
+    config: RunConfig, aws: boto3.Session, say: Callable[[str], None] = print
+) -> None:
+    """The export's folders to where the pipeline's parameters point by default."""
+    inputs = pipeline_inputs(config)
+    uploads = {inputs.labels_uri: config.export.labels}
+    if inputs.images_uri is not None and config.export.images is not None:
+        uploads[inputs.images_uri] = config.export.images
+    for uri, local in uploads.items():
+        say(f"uploading {local} to {uri}")
+        s3.upload_folder(aws, Path(local), uri)
+
+
+def write_definition(pipeline: Pipeline, folder: Path) -> Path:
+    """The definition as SageMaker receives it, indented for reading, in the run folder,
+    and its step graph drawn beside it (pipeline.png) where matplotlib is installed."""
+    path = Path(folder) / DEFINITION_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as partial:
+        partial.write_text(json.dumps(json.loads(pipeline.definition()), indent=2) + "\n")
+    try:
+        from earthseg.aws.pipeline_graph import draw_graph
+
+        draw_graph(path, path.with_suffix(".png"))
+    except ImportError:  # the launcher alone (the `aws` extra) has no matplotlib
+        pass
+    return path
+
+
+def run_on_sagemaker(
+    config: RunConfig,
+    *,
+    dry_run: bool = False,
+    wait: bool = True,
+    say: Callable[[str], None] = print,
+) -> Path | None:
+    """`earthseg pipeline --config run.yaml`: define, upload the export, upsert, start,
+    follow, fetch, report. Returns the report's folder (None: not waited for)."""
+    from earthseg.aws.registry import ensure_group
+    from earthseg.aws.session import open_session
+
+    config.require_cloud()
+    folder = Path(config.folder)
+    if dry_run:
+        pipeline = define(
+            config, boto3.Session(region_name=config.aws.region or "us-east-1"), offline=True
+        )
+        path = write_definition(pipeline, folder)
+        say(f"pipeline {config.name}: definition written to {path} (nothing was sent to AWS)")
+        return None
+    aws = open_session(config.aws.region, config.aws.profile)
+    account_id(aws)  # missing or refused credentials fail before anything is uploaded
+    pipeline = define(config, aws)
+    path = write_definition(pipeline, folder)
+    upload_export(config, aws, say)
+    ensure_group(aws, config.model_package_group, f"models of earthseg run {config.name}")
+    try:
+        pipeline.upsert(role_arn=str(config.role), description=f"earthseg run {config.name}")
+        execution = pipeline.start()
+    except ClientError as error:
+        raise jobs.refused(error, f"pipeline {config.name}") from None
+    arn = str(execution.arn)
+    _remember(folder, arn)
+    say(f"pipeline {config.name}: definition {path}; execution {arn}")
+    if not wait:
+        say(
+            "left running: earthseg pipeline --config <run.yaml> --follow "
+            f"(or --status {config.name})"
+        )
+        return None
+    return follow_and_fetch(config, aws, arn, say)
+
+
+def follow_and_fetch(
+    config: RunConfig, aws: boto3.Session, arn: str | None, say: Callable[[str], None] = print
+) -> Path:
+    """Follow execution `arn` (None: the one this run folder started last, else the
+    pipeline's latest) to its end, then bring its results home and write the report."""
+    arn = arn or _remembered(Path(config.folder)) or latest_execution(aws, config.name)
+    description = follow_execution(aws, arn, say)
+    steps = execution_steps(aws, arn)
+    report = fetch_results(config, aws, step_results(aws, steps), say)
+    status = description["PipelineExecutionStatus"]
+    if status != "Succeeded":
+        raise InputError(
+            f"pipeline execution {arn}",
+            f"ended {status}: {_failure(description, steps)}",
+            f"the report of what did finish is in {report}; correct the cause and run again "
+            "(finished preprocessing is reused from the cache)",
+        )
+    return report
+
+
+def follow_execution(aws: boto3.Session, arn: str, say: Callable[[str], None]) -> dict[str, Any]:
+    """Poll until the execution ends, one line per change of any step's state."""
+    client = aws.client("sagemaker")
+
+    def describe() -> dict[str, Any]:
+        description = dict(call(client, "describe_pipeline_execution", PipelineExecutionArn=arn))
+        description["steps"] = execution_steps(aws, arn)
+        return description
+
+    return jobs.follow(
+        describe,
+        lambda described: _steps_line(described),
+        lambda described: described["PipelineExecutionStatus"] in EXECUTION_ENDED,
+        say,
+        f"pipeline execution {arn}",
+        "earthseg pipeline --config <run.yaml> --follow picks it up again",
+    )
+
+
+def execution_steps(aws: boto3.Session, arn: str) -> list[dict[str, Any]]:
+    """The execution's steps, oldest first."""
+    client = aws.client("sagemaker")
+    steps: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        page = call(
+            client,
+            "list_pipeline_execution_steps",
+            PipelineExecutionArn=arn,
+            SortOrder="Ascending",
+            **({"NextToken": token} if token else {}),
+        )
+        steps += page.get("PipelineExecutionSteps", [])
+        token = page.get("NextToken")
+        if not token:
+            return steps
+
+
+def latest_execution(aws: boto3.Session, name: str) -> str:
+    """The ARN of pipeline `name`'s most recent execution."""
+    client = aws.client("sagemaker")
+    try:
+        page = call(
+            client,
+            "list_pipeline_executions",
+            PipelineName=name,
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )
+    except ClientError as error:
+        raise InputError(
+            f"pipeline {name}", f"cannot be listed ({error})", "check the run's name and region"
+        ) from None
+    summaries = page.get("PipelineExecutionSummaries", [])
+    if not summaries:
+        raise InputError(
+            f"pipeline {name}", "has no execution", "start one: earthseg pipeline --config run.yaml"
+        )
+    return str(summaries[0]["PipelineExecutionArn"])
+
+
+def status_lines(aws: boto3.Session, name: str) -> list[str]:
+    """`earthseg pipeline --status RUN`: the latest execution and each of its steps."""
+    arn = latest_execution(aws, name)
+    description = call(
+        aws.client("sagemaker"), "describe_pipeline_execution", PipelineExecutionArn=arn
+    )
+    lines = [f"{arn}: {description['PipelineExecutionStatus']}"]
+    for step in execution_steps(aws, arn):
+        line = f"  {step['StepName']}: {step.get('StepStatus', '?')}"
+        if step.get("CacheHitResult"):
+            line += " (cached)"
+        if step.get("FailureReason"):
+            line += f" - {step['FailureReason']}"
+        lines.append(line)
+    return lines
+
+
+def step_results(aws: boto3.Session, steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The job description (Describe*Job) behind each step that succeeded, by step name."""
+    client = aws.client("sagemaker")
+    results = {}
+    for step in steps:
+        metadata = step.get("Metadata", {})
+        if step.get("StepStatus") != "Succeeded":
+            continue
+        for kind, api in (("ProcessingJob", "processing_job"), ("TrainingJob", "training_job")):
+            if kind in metadata:
+                name = str(metadata[kind]["Arn"]).rsplit("/", 1)[-1]
+                key = f"{kind}Name"
+                results[step["StepName"]] = dict(call(client, f"describe_{api}", **{key: name}))
+    return results
+
+
+def fetch_results(
+    config: RunConfig,
+    aws: boto3.Session,
+    results: dict[str, dict[str, Any]],
+    say: Callable[[str], None] = print,
+) -> Path:
+    """The finished steps' outputs into the run folder, and the report written from them.
+    `results`: each finished step's job description (DescribeProcessingJob,
+    DescribeTrainingJob), as SageMaker or a local pipeline execution gives them."""
+    from earthseg.aws.pipeline_definition import EVALUATE, PREPARE, TRAIN
+    from earthseg.contracts import processing as mounts
+
+    layout = RunLayout(Path(config.folder))
+    downloads = layout.root / "downloads"
+    test = layout.root / "test"
+    if PREPARE in results:
+        outputs = _processing_outputs(results[PREPARE])
+        _download_prefix(
+            aws, outputs[mounts.DATASET_OUTPUT], layout.dataset, only=("manifest.json",)
+        )
+        _download_prefix(aws, outputs[mounts.TEST_OUTPUT], test)
+        say(f"dataset manifest and test scenes: {layout.dataset}, {test}")
+    if TRAIN in results:
+        job = results[TRAIN]
+        model_uri = str(job["ModelArtifacts"]["S3ModelArtifacts"])
+        output_uri = model_uri.rsplit("/", 1)[0] + "/output.tar.gz"
+        for uri, target, prefix in (
+            (model_uri, layout.model, ""),
+            (output_uri, layout.training, "data/"),
+        ):
+            archive = downloads / str(job["TrainingJobName"]) / Path(uri).name
+            extract(s3.download_file(aws, uri, archive), target, member_prefix=prefix)
+        say(f"model and training reports: {layout.model}, {layout.training}")
+    if EVALUATE in results:
+        outputs = _processing_outputs(results[EVALUATE])
+        evaluation = layout.root / "evaluation"
+        _download_prefix(aws, outputs[mounts.EVALUATION_OUTPUT], evaluation)
+        _masks_as_predictions(evaluation, layout.predictions)
+        say(f"evaluation and masks: {evaluation}, {layout.predictions}")
+    return _report(config, layout, test)
+
+
+def _report(config: RunConfig, layout: RunLayout, test: Path) -> Path:
+    from earthseg.contracts.manifest import MANIFEST
+    from earthseg.contracts.model_card import MODEL_CARD
+    from earthseg.report import write_report
+
+    needed = [layout.dataset / MANIFEST, layout.model / MODEL_CARD, layout.predictions]
+    missing = [path for path in needed if not path.exists()]
+    if missing:
+        return layout.report  # an execution that stopped early: nothing to report on
+    metrics = layout.training / "metrics.json"
+    write_report(
+        layout.report,
+        manifest=layout.dataset / MANIFEST,
+        images=test / "scenes",
+        labels=config.export.labels,
+        predictions=layout.predictions,
+        model_card=layout.model / MODEL_CARD,
+        training_metrics=metrics if metrics.is_file() else None,
+        history_csv=None,
+        training_figures=layout.training if layout.training.is_dir() else None,
+        title=f"earthseg run {config.name} (SageMaker Pipeline)",
+    )
+    return layout.report
+
+
+def _masks_as_predictions(evaluation: Path, predictions: Path) -> None:
+    """The evaluation's masks as the report reads predictions: <stem>.tif and its
+    polygons, <stem>.geojson."""
+    import shutil
+
+    from earthseg.serve.scene import write_polygons
+
+    predictions.mkdir(parents=True, exist_ok=True)
+    for mask in sorted((evaluation / "masks").glob("*.tif")):
+        target = predictions / mask.name
+        shutil.copyfile(mask, target)
+        write_polygons(target, predictions / f"{mask.stem}.geojson", None)
+
+
+def _processing_outputs(job: dict[str, Any]) -> dict[str, str]:
+    """Output name -> S3 folder of a processing job (a list in SageMaker's answer, a
+    mapping by name in a local pipeline's)."""
+    outputs = job.get("ProcessingOutputConfig", {}).get("Outputs", [])
+    items = outputs.values() if isinstance(outputs, dict) else outputs
+    return {item["OutputName"]: str(item["S3Output"]["S3Uri"]) for item in items}
+
+
+def _download_prefix(
+    aws: boto3.Session, uri: str, target: Path, only: tuple[str, ...] = ()
+) -> None:
+    """Every object under S3 folder `uri` (or only those named `only`) into `target`."""
+    location = s3.parse_s3_uri(uri, "a step's output")
+    client = aws.client("s3")
+    prefix = location.key_prefix
+    for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=location.bucket, Prefix=prefix
+    ):
+        for item in page.get("Contents", []):
+            relative = item["Key"][len(prefix) :].lstrip("/")
+            if not relative or (only and relative not in only):
+                continue
+            s3.download_file(aws, f"s3://{location.bucket}/{item['Key']}", target / relative)
+
+
+def _steps_line(description: dict[str, Any]) -> str:
+    parts = []
+    for step in description["steps"]:
+        part = f"{step['StepName']} {step.get('StepStatus', '?')}"
+        if step.get("CacheHitResult"):
+            part += " (cached)"
+        parts.append(part)
+    return f"{description['PipelineExecutionStatus']}: " + (", ".join(parts) or "starting")
+
+
+def _failure(description: dict[str, Any], steps: list[dict[str, Any]]) -> str:
+    reasons = [
+        f"{step['StepName']}: {step['FailureReason']}"
+        for step in steps
+        if step.get("FailureReason")
+    ]
+    return "; ".join(reasons) or description.get("FailureReason") or "no reason given"
+
+
+def _remember(folder: Path, arn: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_file(folder / EXECUTION_FILE) as partial:
+        partial.write_text(json.dumps({"execution": arn, "started": time.time()}) + "\n")
+
+
+def _remembered(folder: Path) -> str | None:
+    path = folder / EXECUTION_FILE
+    if not path.is_file():
+        return None
+    return str(json.loads(path.read_text())["execution"])
