@@ -29,7 +29,8 @@ def test_the_documented_config_lists_every_option() -> None:
 
     documented = yaml.safe_load((REPO / "run.yaml").read_text())
     load_config(REPO / "run.yaml")
-    for section, model in RunConfig.model_fields.items():
+    for name, model in RunConfig.model_fields.items():
+        section = model.alias or name
         assert section in documented, section
         annotation = model.annotation
         if isinstance(annotation, type) and hasattr(annotation, "model_fields"):

@@ -243,11 +243,29 @@ def test_the_pipeline_is_upserted_and_started_in_sagemaker(
     group = sagemaker.describe_model_package_group(ModelPackageGroupName="tiny")
     assert group["ModelPackageGroupName"] == "tiny"
 
-    # A rerun updates the same pipeline (its parameters keep the definition) and starts
-    # another execution.
-    assert cli(["pipeline", "--config", str(config), "--no-wait"]) == 0
+    # A rerun that changes what parameters hold (hyperparameters, the bar) leaves the
+    # pipeline as it is: the new execution carries the values.
+    changed = cloud_run(tmp_path, register={"min_test_iou": 0.6})
+    raw = changed.read_text().replace("epochs: 2", "epochs: 3")
+    changed.write_text(raw)
+    assert cli(["pipeline", "--config", str(changed), "--no-wait"]) == 0
+    assert "unchanged; this execution runs with MinTestIoU=0.6, epochs=3" in capsys.readouterr().out
+    assert aws_env.received("UpdatePipeline") == []
+    again = sagemaker.describe_pipeline(PipelineName="tiny")
+    assert again["PipelineDefinition"] == described["PipelineDefinition"]
+    newest = json.loads((folder / EXECUTION_FILE).read_text())["execution"]
+    given = sagemaker.list_pipeline_parameters_for_execution(PipelineExecutionArn=newest)
+    assert {item["Name"]: item["Value"] for item in given["PipelineParameters"]} == {
+        "MinTestIoU": "0.6",
+        "epochs": "3",
+    }
+    # A change of the steps themselves (here managed spot training) redefines it.
+    raw = raw.replace("spot: true", "spot: false")
+    changed.write_text(raw)
+    assert cli(["pipeline", "--config", str(changed), "--no-wait"]) == 0
+    assert len(aws_env.received("UpdatePipeline")) == 1
     executions = sagemaker.list_pipeline_executions(PipelineName="tiny")
-    assert len(executions["PipelineExecutionSummaries"]) == 2
+    assert len(executions["PipelineExecutionSummaries"]) == 3
 
 
 def push_images(emulator: Emulator) -> dict[str, str]:
@@ -294,3 +312,61 @@ def test_the_condition_reads_a_metric_the_evaluation_produces() -> None:
     assert condition_path("test_iou") == IOU_JSON_PATH
     with pytest.raises(InputError, match="test_accuracy"):
         condition_path("test_accuracy")
+
+
+def test_status_and_follow_read_an_execution_step_by_step(
+    aws_env: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """moto has no ListPipelineExecutionSteps and never runs an execution: its answers are
+    scripted here as SageMaker's API reference shapes them, one per call."""
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.responses import SageMakerResponse
+
+    aws_env.client("s3").create_bucket(Bucket=BUCKET)
+    push_images(aws_env)
+    config = cloud_run(tmp_path)
+    assert cli(["pipeline", "--config", str(config), "--no-wait"]) == 0
+    capsys.readouterr()
+    reason = "test IoU 0.31 is below register.min_test_iou (MinTestIoU = 0.4)"
+    cached = {"CacheHitResult": {"SourcePipelineExecutionArn": "arn:aws:sagemaker:x"}}
+    scripts = [
+        [{"StepName": PREPARE, "StepStatus": "Executing"}],
+        [
+            {"StepName": PREPARE, "StepStatus": "Succeeded", **cached},
+            {"StepName": TRAIN, "StepStatus": "Executing"},
+        ],
+        [
+            {"StepName": PREPARE, "StepStatus": "Succeeded", **cached},
+            {"StepName": TRAIN, "StepStatus": "Succeeded"},
+            {"StepName": EVALUATE, "StepStatus": "Succeeded"},
+            {"StepName": CHECK, "StepStatus": "Succeeded"},
+            {"StepName": BELOW_BAR, "StepStatus": "Failed", "FailureReason": reason},
+        ],
+    ]
+    answers = iter(scripts + [scripts[-1]] * 10)
+
+    def list_steps(self: SageMakerResponse) -> ActionResult:
+        return ActionResult({"PipelineExecutionSteps": next(answers)})
+
+    monkeypatch.setattr(
+        SageMakerResponse, "list_pipeline_execution_steps", list_steps, raising=False
+    )
+    aws_env.script_states(
+        monkeypatch,
+        "describe_pipeline_execution",
+        [{"PipelineExecutionStatus": "Executing"}] * 3 + [{"PipelineExecutionStatus": "Failed"}],
+    )
+
+    assert cli(["pipeline", "--status", "tiny"]) == 0
+    status = capsys.readouterr().out.splitlines()
+    assert status[0].endswith(": Executing") and status[1:] == [f"  {PREPARE}: Executing"]
+
+    assert cli(["pipeline", "--config", str(config), "--follow"]) == 2
+    followed = capsys.readouterr()
+    lines = [line.split("] ", 1)[1] for line in followed.out.splitlines() if "] " in line]
+    assert lines[0] == f"Executing: {PREPARE} Succeeded (cached), {TRAIN} Executing"
+    assert lines[-1].startswith(f"Failed: {PREPARE} Succeeded (cached), {TRAIN} Succeeded")
+    assert f"ended Failed: {BELOW_BAR}: {reason}" in followed.err

@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -137,9 +138,9 @@ def pipeline_parameters(config: RunConfig, inputs: PipelineInputs) -> Parameters
         evaluation_instance=ParameterString(
             "EvaluationInstanceType", config.evaluate.instance_type
         ),
-        min_test_iou=ParameterFloat("MinTestIoU", config.register.min_test_iou),
+        min_test_iou=ParameterFloat("MinTestIoU", config.registration.min_test_iou),
         approval=ParameterString(
-            "ModelApprovalStatus", APPROVALS[config.register.approve], list(APPROVALS.values())
+            "ModelApprovalStatus", APPROVALS[config.registration.approve], list(APPROVALS.values())
         ),
         labels_uri=ParameterString("ExportLabels", inputs.labels_uri),
         images_uri=(
@@ -168,7 +169,9 @@ def build_pipeline(
     # The SDK warns, for every job step, that it leaves the job's name to SageMaker: as
     # it should (SageMaker names each execution's jobs), so not worth a user's attention.
     logging.getLogger("sagemaker.core.workflow.utilities").setLevel(logging.ERROR)
-    with _roles_checked_by_sagemaker(), sdk_default_region():
+    with _roles_checked_by_sagemaker(), sdk_default_region(), warnings.catch_warnings():
+        # ... and that under a PipelineSession no job starts: the point of defining.
+        warnings.filterwarnings("ignore", "Running within a PipelineSession", UserWarning)
         return _build(config, inputs, session, role, metadata, registration)
 
 

@@ -142,9 +142,19 @@ def run_on_sagemaker(
     path = write_definition(pipeline, folder)
     upload_export(config, aws, say)
     ensure_group(aws, config.model_package_group, f"models of earthseg run {config.name}")
+    definition = json.loads(pipeline.definition())
+    existing = deployed_definition(aws, config.name)
     try:
-        pipeline.upsert(role_arn=str(config.role), description=f"earthseg run {config.name}")
-        execution = pipeline.start()
+        if existing is not None and same_steps(existing, definition):
+            # What changed between runs are parameter values: the pipeline stays as it
+            # is, and this execution carries them.
+            values = changed_parameters(existing, definition)
+            shown = ", ".join(f"{key}={value}" for key, value in values.items()) or "the defaults"
+            say(f"pipeline {config.name}: unchanged; this execution runs with {shown}")
+            execution = pipeline.start(parameters=values or None)
+        else:
+            pipeline.upsert(role_arn=str(config.role), description=f"earthseg run {config.name}")
+            execution = pipeline.start()
     except ClientError as error:
         raise jobs.refused(error, f"pipeline {config.name}") from None
     arn = str(execution.arn)
@@ -157,6 +167,43 @@ def run_on_sagemaker(
         )
         return None
     return follow_and_fetch(config, aws, arn, say)
+
+
+def deployed_definition(aws: boto3.Session, name: str) -> dict[str, Any] | None:
+    """The definition pipeline `name` has in SageMaker, or None when there is none."""
+    try:
+        described = call(aws.client("sagemaker"), "describe_pipeline", PipelineName=name)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in (
+            "ResourceNotFound",
+            "ValidationException",
+        ):
+            return None
+        raise jobs.refused(error, f"pipeline {name}") from None
+    return dict(json.loads(described["PipelineDefinition"]))
+
+
+def same_steps(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two definitions differ at most in their parameters' default values."""
+
+    def steps(definition: dict[str, Any]) -> Any:
+        parameters = [
+            {key: value for key, value in item.items() if key != "DefaultValue"}
+            for item in definition.get("Parameters", [])
+        ]
+        return {**definition, "Parameters": parameters}
+
+    return bool(steps(one) == steps(other))
+
+
+def changed_parameters(deployed: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """The parameter values `wanted` (this run.yaml) has and the deployed defaults do not."""
+    defaults = {item["Name"]: item.get("DefaultValue") for item in deployed.get("Parameters", [])}
+    return {
+        item["Name"]: item["DefaultValue"]
+        for item in wanted.get("Parameters", [])
+        if "DefaultValue" in item and defaults.get(item["Name"]) != item["DefaultValue"]
+    }
 
 
 def follow_and_fetch(

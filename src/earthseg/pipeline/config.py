@@ -171,7 +171,8 @@ class RunConfig(Options):
     invoke: InvokeConfig = InvokeConfig()
     detect: DetectConfig = DetectConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
-    register: RegisterConfig = RegisterConfig()
+    # `register:` in run.yaml; not the field's name, which would hide the class's ABC `register`
+    registration: RegisterConfig = Field(RegisterConfig(), alias="register")
     aws: AwsConfig = AwsConfig()
     local: LocalConfig = LocalConfig()
 
@@ -192,7 +193,7 @@ class RunConfig(Options):
     @property
     def model_package_group(self) -> str:
         """Where a SageMaker Pipeline of this run registers its models."""
-        return self.register.group or self.name
+        return self.registration.group or self.name
 
     @property
     def folder(self) -> Path:
