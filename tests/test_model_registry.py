@@ -20,7 +20,7 @@ import pytest
 from botocore.validate import validate_parameters
 
 from earthseg import __version__
-from earthseg.aws import registry
+from earthseg.aws import lineage, registry
 from earthseg.aws.registry import (
     APPROVED,
     PENDING,
@@ -545,7 +545,7 @@ def test_deploy_of_an_approved_version_serves_the_package(
     assert sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
     (variant,) = sagemaker.describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]
     assert (variant["ModelName"], variant["InstanceType"]) == (name, "ml.m5.xlarge")
-    assert [d.endpoint for d in registry.deployments(session(), version)] == [name]
+    assert [d.endpoint for d in lineage.deployments(session(), version)] == [name]
 
     # Rejecting it later says where it still serves.
     code, out, err = earthseg(capsys, "models", "reject", version.arn, "--reason", "drifted")

@@ -302,16 +302,12 @@ def _prepare_args(
     session: PipelineSession,
     role: str,
 ) -> Any:
-    processor = Processor(
-        role=role,
-        image_uri=str(config.train.image),
-        instance_count=1,
-        instance_type=parameters.processing_instance,
-        volume_size_in_gb=VOLUME_SIZE_GB,
-        max_runtime_in_seconds=MAX_RUN_S,
-        base_job_name=f"{config.name}-prepare",
-        entrypoint=list(mounts.IMAGE_ENTRYPOINT),
-        sagemaker_session=session,
+    processor = _processor(
+        str(config.train.image),
+        parameters.processing_instance,
+        f"{config.name}-prepare",
+        session,
+        role,
     )
     sources = {mounts.LABELS: parameters.labels_uri}
     if parameters.images_uri is not None:
@@ -396,16 +392,12 @@ def _evaluate_args(
     model_uri: Any,
     test: Any,
 ) -> Any:
-    processor = Processor(
-        role=role,
-        image_uri=str(config.deploy.image),
-        instance_count=1,
-        instance_type=parameters.evaluation_instance,
-        volume_size_in_gb=VOLUME_SIZE_GB,
-        max_runtime_in_seconds=MAX_RUN_S,
-        base_job_name=f"{config.name}-evaluate",
-        entrypoint=list(mounts.IMAGE_ENTRYPOINT),
-        sagemaker_session=session,
+    processor = _processor(
+        str(config.deploy.image),
+        parameters.evaluation_instance,
+        f"{config.name}-evaluate",
+        session,
+        role,
     )
     arguments = ["evaluate", *mounts.evaluate_arguments(config.invoke.threshold)]
     return processor.run(
@@ -439,6 +431,23 @@ def _register_request(
         metadata=metadata,
         approval=parameters.approval,
         description=f"earthseg run {config.name}",
+    )
+
+
+def _processor(
+    image: str, instance_type: Any, base_job_name: str, session: PipelineSession, role: str
+) -> Processor:
+    """A one-instance Processing job in `image`, run through the image's own entrypoint."""
+    return Processor(
+        role=role,
+        image_uri=image,
+        instance_count=1,
+        instance_type=instance_type,
+        volume_size_in_gb=VOLUME_SIZE_GB,
+        max_runtime_in_seconds=MAX_RUN_S,
+        base_job_name=base_job_name,
+        entrypoint=list(mounts.IMAGE_ENTRYPOINT),
+        sagemaker_session=session,
     )
 
 

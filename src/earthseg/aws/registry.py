@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 from earthseg.aws import jobs
 from earthseg.aws.names import NAME_LENGTH, SAGEMAKER_NAME
 from earthseg.aws.resources import DEFAULT_GPU_INSTANCE
-from earthseg.aws.s3 import parse_s3_uri, read_json
+from earthseg.aws.s3 import parse_s3_uri
 from earthseg.aws.session import call
 from earthseg.contracts.serving import GEOJSON, TIFF
 from earthseg.errors import InputError
@@ -303,7 +303,7 @@ def ensure_group(session: boto3.Session, group: str, description: str = "") -> s
             ]
         )
     except ClientError as error:
-        if not _missing(error):
+        if not is_missing(error):
             raise jobs.refused(error, f"model package group {group}") from None
     request = {"ModelPackageGroupName": group}
     if description:
@@ -430,7 +430,7 @@ def format_time(moment: datetime | None) -> str:
 
 def list_groups(session: boto3.Session) -> list[GroupSummary]:
     """The account's model package groups in this region, oldest first."""
-    pages = _pages(
+    pages = paged(
         session.client("sagemaker"),
         "list_model_package_groups",
         "ModelPackageGroupSummaryList",
@@ -456,7 +456,7 @@ def list_versions(
     check_group(group, source)
     _describe_group(session, group, source)
     filters = {"ModelApprovalStatus": status} if status else {}
-    pages = _pages(
+    pages = paged(
         session.client("sagemaker"),
         "list_model_packages",
         "ModelPackageSummaryList",
@@ -493,7 +493,7 @@ def describe_version(session: boto3.Session, arn: str, source: str = "ARN") -> M
             session.client("sagemaker"), "describe_model_package", ModelPackageName=parts.arn
         )
     except ClientError as error:
-        if _missing(error):
+        if is_missing(error):
             raise InputError(
                 source,
                 f"there is no model package version {arn} in {parts.region}",
@@ -573,151 +573,6 @@ def deployable(session: boto3.Session, arn: str, source: str = "--model-package"
     return version
 
 
-# --- lineage -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """What `earthseg evaluate` wrote (evaluation.json), as far as it could be read."""
-
-    uri: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    threshold: float | None = None
-    scenes: int | None = None
-    hyperparameters: dict[str, str] = field(default_factory=dict)  # from the model card
-    problem: str = ""  # why the file could not be read
-
-
-@dataclass(frozen=True)
-class TrainingJob:
-    name: str
-    status: str = ""
-    instance: str = ""
-    hyperparameters: dict[str, str] = field(default_factory=dict)
-    problem: str = ""  # why it could not be described
-
-
-@dataclass(frozen=True)
-class Deployment:
-    endpoint: str
-    status: str
-    model: str
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """A version, and what it came from and went to."""
-
-    version: ModelVersion
-    evaluation: Evaluation | None
-    training_job: TrainingJob | None
-    deployments: list[Deployment]
-
-
-def lineage(session: boto3.Session, version: ModelVersion) -> Lineage:
-    """What `version` was trained on (its metadata), its metrics (the evaluation JSON its
-    model metrics name), the training job that made it (from the metadata, or the model
-    data's path: <output>/<job>/output/model.tar.gz) and the endpoints serving it."""
-    evaluation = _evaluation(session, version.metrics_uri) if version.metrics_uri else None
-    job = version.metadata.get(TRAINING_JOB_KEY) or next(
-        (
-            match["job"]
-            for uri in version.model_data
-            if (match := TRAINING_OUTPUT.match(uri)) is not None
-        ),
-        None,
-    )
-    training = _training_job(session, job) if job else None
-    return Lineage(version, evaluation, training, deployments(session, version))
-
-
-def deployments(session: boto3.Session, version: ModelVersion) -> list[Deployment]:
-    """The endpoints whose model references `version` (its ARN, or its model data)."""
-    client = session.client("sagemaker")
-    found = []
-    endpoints = _pages(client, "list_endpoints", "Endpoints", "endpoints")
-    for endpoint in endpoints:
-        name = endpoint["EndpointName"]
-        try:
-            described = call(client, "describe_endpoint", EndpointName=name)
-            config = call(
-                client,
-                "describe_endpoint_config",
-                EndpointConfigName=described["EndpointConfigName"],
-            )
-            models = {variant["ModelName"] for variant in config.get("ProductionVariants", [])}
-            for model in sorted(models):
-                if _serves(call(client, "describe_model", ModelName=model), version):
-                    found.append(Deployment(name, described.get("EndpointStatus", ""), model))
-        except ClientError as error:
-            if not _missing(error):  # gone meanwhile: not serving anything
-                raise jobs.refused(error, f"endpoint {name}") from None
-    return found
-
-
-def _serves(model: Mapping[str, Any], version: ModelVersion) -> bool:
-    containers = [model.get("PrimaryContainer") or {}, *(model.get("Containers") or [])]
-    return any(
-        str(container.get("ModelPackageName", "")).lower() == version.arn.lower()
-        or container.get("ModelDataUrl") in version.model_data
-        for container in containers
-    )
-
-
-def _evaluation(session: boto3.Session, uri: str) -> Evaluation:
-    """The evaluation JSON's metrics, threshold, scene count and model card hyperparameters.
-
-    Read here with a small reader of its own rather than the evaluation contract
-    (earthseg.contracts.evaluation): a version's file may come from another earthseg
-    release, and `show` should print what it can of it rather than refuse it.
-    """
-    try:
-        document = read_json(session, parse_s3_uri(uri, "model metrics"))
-    except (ClientError, InputError) as error:
-        return Evaluation(uri, problem=f"could not be read ({error})")
-    if not isinstance(document, dict):
-        return Evaluation(uri, problem="is missing, or not a JSON object")
-    metrics = {}
-    for name, entry in (_mapping(document.get("metrics"))).items():
-        value = entry.get("value") if isinstance(entry, dict) else entry
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            metrics[str(name)] = float(value)
-    threshold = document.get("threshold")
-    scenes = document.get("scenes")
-    card = _mapping(_mapping(document.get("model")).get("card"))
-    return Evaluation(
-        uri,
-        metrics=metrics,
-        threshold=float(threshold) if isinstance(threshold, int | float) else None,
-        scenes=len(scenes) if isinstance(scenes, list) else None,
-        hyperparameters={
-            str(key): str(value) for key, value in _mapping(card.get("hyperparameters")).items()
-        },
-        problem="" if metrics else "holds no metrics",
-    )
-
-
-def _training_job(session: boto3.Session, name: str) -> TrainingJob:
-    try:
-        job = jobs.TRAINING_JOB.describe(session.client("sagemaker"), name)
-    except ClientError as error:
-        if _missing(error):
-            return TrainingJob(name, problem=f"not found in {session.region_name}")
-        return TrainingJob(name, problem=str(jobs.refused(error, f"training job {name}")))
-    resources = job.get("ResourceConfig") or {}
-    instance = (
-        f"{resources.get('InstanceCount', 1)} x {resources['InstanceType']}"
-        if resources.get("InstanceType")
-        else ""
-    )
-    return TrainingJob(
-        name,
-        status=str(job.get("TrainingJobStatus", "")),
-        instance=instance,
-        hyperparameters={str(k): str(v) for k, v in (job.get("HyperParameters") or {}).items()},
-    )
-
-
 # --- helpers -------------------------------------------------------------------------------
 
 
@@ -731,7 +586,7 @@ def _describe_group(session: boto3.Session, group: str, source: str) -> dict[str
             )
         )
     except ClientError as error:
-        if _missing(error):
+        if is_missing(error):
             raise InputError(
                 f"{source} {group}",
                 f"there is no model package group {group} in {session.region_name}",
@@ -740,7 +595,7 @@ def _describe_group(session: boto3.Session, group: str, source: str) -> dict[str
         raise jobs.refused(error, f"model package group {group}") from None
 
 
-def _pages(client: Any, operation: str, key: str, what: str, **request: Any) -> Iterator[Any]:
+def paged(client: Any, operation: str, key: str, what: str, **request: Any) -> Iterator[Any]:
     """Every item of a paginated List call."""
     token = None
     while True:
@@ -762,7 +617,7 @@ def _counts(versions: Sequence[VersionSummary]) -> str:
     return ", ".join(f"{count} {status}" for status, count in counts.items())
 
 
-def _missing(error: ClientError) -> bool:
+def is_missing(error: ClientError) -> bool:
     """SageMaker's answer for something that does not exist: a not-found code, or a
     ValidationException saying so (its wording differs between resources)."""
     detail = error.response.get("Error", {})
@@ -773,7 +628,7 @@ def _missing(error: ClientError) -> bool:
     )
 
 
-def _mapping(value: Any) -> dict[str, Any]:
+def as_mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 

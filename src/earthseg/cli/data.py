@@ -16,6 +16,7 @@ from earthseg.cli.options import (
 from earthseg.errors import InputError
 
 if TYPE_CHECKING:
+    from earthseg.contracts.manifest import DatasetManifest
     from earthseg.preprocess.options import PreprocessOptions
 
 
@@ -106,7 +107,11 @@ def preprocess_export(args: argparse.Namespace) -> None:
         for name in processing.INPUTS
     )
     out = _local_path(args.out, "--out") or _mount(processing.output_dir(), "out")
-    manifest = build_dataset(images, labels, out, options)
+    print_dataset(out, build_dataset(images, labels, out, options))
+
+
+def print_dataset(out: Path, manifest: DatasetManifest) -> None:
+    """What a dataset folder holds, split by split (`preprocess`, `prepare`)."""
     totals = manifest.totals
     print(
         f"{out}: {totals.tiles} tiles from {totals.scenes} scenes "

@@ -97,18 +97,11 @@ def prepare_export(args: argparse.Namespace) -> None:
     test = args.test or _mount(
         processing.output_dir(processing.PREPARE_OUTPUTS[processing.TEST_OUTPUT]), "--test"
     )
+    from earthseg.cli.data import print_dataset
     from earthseg.pipeline.prepare import prepare
 
     prepared = prepare(labels, images, out, test, options, fetch, transfer)
-    manifest, totals = prepared.manifest, prepared.manifest.totals
-    print(
-        f"{out}: {totals.tiles} tiles from {totals.scenes} scenes "
-        f"({totals.dropped_tiles} dropped as nodata), "
-        f"{totals.positive_fraction:.1%} of pixels labelled"
-    )
-    for name, split in manifest.splits.items():
-        print(f"  {name:<10} {split.scenes:>3} scenes {split.tiles:>6} tiles  {out / name}")
-    print(f"  manifest   {out / 'manifest.json'}")
+    print_dataset(out, prepared.manifest)
     print(f"{test}: {len(prepared.test_set.scenes)} test scenes with their truth rasters")
     print(f"  imagery: {prepared.test_set.imagery}")
 

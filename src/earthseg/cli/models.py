@@ -13,7 +13,8 @@ from earthseg.errors import InputError
 if TYPE_CHECKING:
     import boto3
 
-    from earthseg.aws.registry import Lineage, ModelVersion
+    from earthseg.aws.lineage import Lineage
+    from earthseg.aws.registry import ModelVersion
 
 
 def add_commands(commands: Any) -> None:
@@ -91,7 +92,7 @@ def list_models(args: argparse.Namespace) -> None:
 
 
 def show_model(args: argparse.Namespace) -> None:
-    from earthseg.aws.registry import lineage
+    from earthseg.aws.lineage import lineage
 
     session = aws_session(args)
     for line in describe(lineage(session, _version(session, args))):
@@ -113,7 +114,8 @@ def reject_model(args: argparse.Namespace) -> None:
 
 
 def _set_approval(args: argparse.Namespace, status: str) -> None:
-    from earthseg.aws.registry import APPROVED, deployments, set_approval
+    from earthseg.aws.lineage import deployments
+    from earthseg.aws.registry import APPROVED, set_approval
 
     session = aws_session(args)
     version = set_approval(session, _version(session, args).arn, status, args.reason.strip())
