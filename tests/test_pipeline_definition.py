@@ -188,13 +188,14 @@ def test_a_run_without_images_fetches_them_in_prepare_and_auto_approval(tmp_path
 
 
 def test_dry_run_writes_the_definition_and_sends_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing answers there
     config = cloud_run(tmp_path)
     assert cli(["pipeline", "--config", str(config), "--dry-run"]) == 0
+    assert "detect: not part of the SageMaker Pipeline" in capsys.readouterr().out
     written = json.loads((tmp_path / "runs" / "tiny" / DEFINITION_FILE).read_text())
     assert written == definition_of(config)
     # The picture beside it, drawn from the definition's own references.

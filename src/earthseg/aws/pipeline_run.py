@@ -129,6 +129,11 @@ def run_on_sagemaker(
 
     config.require_cloud()
     folder = Path(config.folder)
+    if config.detect.enabled:
+        say(
+            "detect: not part of the SageMaker Pipeline (--local runs only); run it with the "
+            "registered model: earthseg detect --endpoint NAME or --transform IMAGE"
+        )
     if dry_run:
         pipeline = define(
             config, boto3.Session(region_name=config.aws.region or "us-east-1"), offline=True
