@@ -102,16 +102,16 @@ class PipelineInputs:
 class Parameters:
     """The pipeline's parameters, by what they stand for."""
 
-    processing_instance: Any
-    training_instance: Any
-    evaluation_instance: Any
-    min_test_iou: Any
-    approval: Any
-    labels_uri: Any
-    images_uri: Any | None
-    hyperparameters: dict[str, Any]
+    processing_instance: ParameterString
+    training_instance: ParameterString
+    evaluation_instance: ParameterString
+    min_test_iou: ParameterFloat
+    approval: ParameterString
+    labels_uri: ParameterString
+    images_uri: ParameterString | None
+    hyperparameters: dict[str, ParameterString]
 
-    def all(self) -> list[Any]:
+    def all(self) -> list[ParameterString | ParameterFloat]:
         fixed = [
             self.processing_instance,
             self.training_instance,

@@ -99,13 +99,13 @@ def upload_export(
         s3.upload_folder(aws, Path(local), uri)
 
 
-def write_definition(pipeline: Pipeline, folder: Path) -> Path:
+def write_definition(definition: dict[str, Any], folder: Path) -> Path:
     """The definition as SageMaker receives it, indented for reading, in the run folder,
     and its step graph drawn beside it (pipeline.png) where matplotlib is installed."""
     path = Path(folder) / DEFINITION_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as partial:
-        partial.write_text(json.dumps(json.loads(pipeline.definition()), indent=2) + "\n")
+        partial.write_text(json.dumps(definition, indent=2) + "\n")
     try:
         from earthseg.aws.pipeline_graph import draw_graph
 
@@ -138,16 +138,16 @@ def run_on_sagemaker(
         pipeline = define(
             config, boto3.Session(region_name=config.aws.region or "us-east-1"), offline=True
         )
-        path = write_definition(pipeline, folder)
+        path = write_definition(json.loads(pipeline.definition()), folder)
         say(f"pipeline {config.name}: definition written to {path} (nothing was sent to AWS)")
         return None
     aws = open_session(config.aws.region, config.aws.profile)
     account_id(aws)  # missing or refused credentials fail before anything is uploaded
     pipeline = define(config, aws)
-    path = write_definition(pipeline, folder)
+    definition = json.loads(pipeline.definition())
+    path = write_definition(definition, folder)
     upload_export(config, aws, say)
     ensure_group(aws, config.model_package_group, f"models of earthseg run {config.name}")
-    definition = json.loads(pipeline.definition())
     existing = deployed_definition(aws, config.name)
     try:
         if existing is not None and same_steps(existing, definition):
