@@ -38,12 +38,13 @@ from earthseg.contracts.evaluation import (
     read_evaluation,
     read_test_set,
 )
-from earthseg.contracts.manifest import file_digest, read_manifest
+from earthseg.contracts.manifest import file_digest, files_digest, read_manifest
 from earthseg.contracts.model_card import read_model_card
 from earthseg.contracts.opt_ml import BASE_DIR_ENV
 from earthseg.contracts.processing import MODEL_ARCHIVE, prepare_arguments
 from earthseg.errors import InputError
 from earthseg.evaluate.confusion import Confusion
+from earthseg.imagery.exports import open_export
 from earthseg.imagery.fetch import fetch_export
 from earthseg.imagery.options import FetchOptions, TransferOptions
 from earthseg.pipeline.prepare import prepare
@@ -480,3 +481,11 @@ def test_prepare_fetches_the_scenes_when_the_export_has_none(wms_url: str, tmp_p
     line = read_test_set(test).imagery
     assert wms_url in line and "2024-05-01 to 2024-05-02: 3 of 3 scenes" in line
     assert metadata_value(line) == line  # a registered version's metadata takes it as it is
+    # The fetched labels exist only inside the job: the test set carries the test scene's,
+    # as the dataset read them, so the run report (which checks them against the
+    # manifest) can be written from the job's outputs.
+    (recorded,) = manifest.test_scenes(output / "manifest.json")
+    with open_export(test / "labels") as label_sets:
+        (label_set,) = label_sets
+    assert label_set.stem == scene.scene
+    assert files_digest(label_set.files()) == recorded.labels.sha256

@@ -369,6 +369,7 @@ def fetch_results(
 
 
 def _report(config: RunConfig, layout: RunLayout, test: Path) -> Path:
+    from earthseg.contracts.evaluation import SCENES, TEST_LABELS
     from earthseg.contracts.manifest import MANIFEST
     from earthseg.contracts.model_card import MODEL_CARD
     from earthseg.report import write_report
@@ -378,11 +379,12 @@ def _report(config: RunConfig, layout: RunLayout, test: Path) -> Path:
     if missing:
         return layout.report  # an execution that stopped early: nothing to report on
     metrics = layout.training / "metrics.json"
+    fetched_labels = test / TEST_LABELS  # the scenes were fetched in Prepare: their labels
     write_report(
         layout.report,
         manifest=layout.dataset / MANIFEST,
-        images=test / "scenes",
-        labels=config.export.labels,
+        images=test / SCENES,
+        labels=fetched_labels if fetched_labels.is_dir() else config.export.labels,
         predictions=layout.predictions,
         model_card=layout.model / MODEL_CARD,
         training_metrics=metrics if metrics.is_file() else None,

@@ -5,7 +5,8 @@ Condition step reads (IOU_JSON_PATH) and the Model Registry keeps as the model's
 A test set folder (the Processing output `test`) holds `scenes/<stem>.tif` (the test
 split's scenes), `truth/<stem>.tif` (the expert labels burned on each scene's grid: uint8
 TRUTH_POSITIVE where a label covers the pixel centre, 0 where not, TRUTH_NODATA where the
-scene has no data) and `dataset.json` (`DatasetRecord`), written last. An evaluation folder
+scene has no data), for fetched scenes `labels/<stem>.*` (their label files, as the
+dataset read them), and `dataset.json` (`DatasetRecord`), written last. An evaluation folder
 (the output `evaluation`) holds `masks/<stem>.tif` (the predicted masks) and
 `evaluation.json` (`Evaluation`), written last.
 """
@@ -23,6 +24,7 @@ TEST_RECORD = "dataset.json"
 TEST_FORMAT: Final = "earthseg.testset/1"
 SCENES = "scenes"
 TRUTH = "truth"
+TEST_LABELS = "labels"  # fetched scenes only: their label files, as the dataset read them
 TRUTH_POSITIVE = 1
 TRUTH_NODATA = 255  # as predicted masks mark pixels without data (earthseg.serve.geo)
 MASKS = "masks"

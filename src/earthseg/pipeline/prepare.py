@@ -24,6 +24,7 @@ from rasterio.windows import transform as window_transform
 from earthseg import __version__
 from earthseg.atomic import atomic_dir
 from earthseg.contracts.evaluation import (
+    TEST_LABELS,
     TEST_RECORD,
     TRUTH_NODATA,
     DatasetRecord,
@@ -100,15 +101,25 @@ def prepare(
             images, labels = imagery / IMAGES, imagery / LABELS
         images = Path(images)
         manifest = build_dataset(images, labels, out, options)
-        test_set = write_test_split(manifest, out / MANIFEST, images, labels, test)
+        test_set = write_test_split(
+            manifest, out / MANIFEST, images, labels, test, with_labels=fetched is not None
+        )
     return Prepared(out, manifest, test, test_set, fetched)
 
 
 def write_test_split(
-    manifest: DatasetManifest, manifest_path: Path, images: Path, labels: Path, test: Path
+    manifest: DatasetManifest,
+    manifest_path: Path,
+    images: Path,
+    labels: Path,
+    test: Path,
+    with_labels: bool = False,
 ) -> DatasetRecord:
     """The manifest's test scenes (found in `images`), their truth rasters (from the
-    export at `labels`) and dataset.json, into `test` (replacing an earlier test set)."""
+    export at `labels`) and dataset.json, into `test` (replacing an earlier test set).
+    `with_labels`: also the test scenes' label files as the dataset read them (fetched
+    scenes' labels exist only inside the job; the run report checks labels against the
+    manifest, so it needs these very files)."""
     scenes = manifest.test_scenes(manifest_path)
     record = DatasetRecord(
         created_by=f"earthseg {__version__}",
@@ -126,9 +137,12 @@ def write_test_split(
             target = record.scene_file(tmp, scene.scene)
             target.parent.mkdir(exist_ok=True)
             shutil.copyfile(image, target)
-            write_truth(
-                image, _labels_of(scene, by_stem, labels), record.truth_file(tmp, scene.scene)
-            )
+            label_set = _labels_of(scene, by_stem, labels)
+            write_truth(image, label_set, record.truth_file(tmp, scene.scene))
+            if with_labels:
+                (tmp / TEST_LABELS).mkdir(exist_ok=True)
+                for path in label_set.files():
+                    shutil.copyfile(path, tmp / TEST_LABELS / path.name)
         write_test_set(tmp, record)
     return record
 
