@@ -324,16 +324,7 @@ def _prepare_args(
     return processor.run(
         inputs=[_input(name, uri, mounts.container_input(name)) for name, uri in sources.items()],
         outputs=[
-            _output(
-                mounts.DATASET_OUTPUT,
-                inputs.root.child("dataset"),
-                mounts.container_output(mounts.PREPARE_OUTPUTS[mounts.DATASET_OUTPUT]),
-            ),
-            _output(
-                mounts.TEST_OUTPUT,
-                inputs.root.child("test"),
-                mounts.container_output(mounts.PREPARE_OUTPUTS[mounts.TEST_OUTPUT]),
-            ),
+            _output(name, inputs.root, folder) for name, folder in mounts.PREPARE_OUTPUTS.items()
         ],
         arguments=arguments,
     )
@@ -406,11 +397,7 @@ def _evaluate_args(
             _input(mounts.TEST_INPUT, test, mounts.container_input(mounts.TEST_INPUT)),
         ],
         outputs=[
-            _output(
-                mounts.EVALUATION_OUTPUT,
-                inputs.root.child("evaluation"),
-                mounts.container_output(mounts.EVALUATE_OUTPUTS[mounts.EVALUATION_OUTPUT]),
-            )
+            _output(name, inputs.root, folder) for name, folder in mounts.EVALUATE_OUTPUTS.items()
         ],
         arguments=arguments,
     )
@@ -463,11 +450,15 @@ def _input(name: str, uri: Any, local_path: str) -> Any:
     )
 
 
-def _output(name: str, destination: s3.S3Uri, local_path: str) -> Any:
+def _output(name: str, root: s3.S3Uri, folder: str) -> Any:
+    """Output `name`, written in /opt/ml/processing/<folder>, uploaded to
+    <root>/<name>/<execution id>/."""
     return ProcessingOutput(
         output_name=name,
         s3_output=ProcessingS3Output(
-            s3_uri=per_execution(destination), local_path=local_path, s3_upload_mode="EndOfJob"
+            s3_uri=per_execution(root.child(name)),
+            local_path=mounts.container_output(folder),
+            s3_upload_mode="EndOfJob",
         ),
     )
 
