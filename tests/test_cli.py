@@ -24,6 +24,7 @@ def test_help_lists_every_subcommand_with_its_purpose() -> None:
         "prepare",
         "evaluate",
         "train",
+        "ui",
         "serve",
         "predict",
         "upload",

@@ -32,6 +32,7 @@ from tests.pipeline_runs import small_run
 
 BUCKET = "earthseg-runs"
 ROLE = "arn:aws:iam::123456789012:role/earthseg-sagemaker"
+TRACKING_ARN = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/earthseg"
 REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 TRAIN_IMAGE = f"{REGISTRY}/earthseg-train:0.1.0-gpu"
 SERVE_IMAGE = f"{REGISTRY}/earthseg-serve:0.1.0-gpu"
@@ -50,6 +51,7 @@ def cloud_run(folder: Path, **overrides: Any) -> Path:
         "deploy": {"image": SERVE_IMAGE},
         "aws": {"s3": f"s3://{BUCKET}/pipelines", "role": ROLE, "region": "us-east-1"},
         "register": {"min_test_iou": 0.4},
+        "tracking": {"uri": TRACKING_ARN, "experiment": "dust-experiments"},
     }
     return small_run(folder, **{**settings, **overrides})
 
@@ -122,6 +124,11 @@ def test_the_definition_of_a_run_chains_prepare_train_evaluate_condition_registe
     checkpoints = train["CheckpointConfig"]["S3Uri"]["Std:Join"]["Values"]
     assert checkpoints == [f"{RUN}/checkpoints", {"Get": "Execution.PipelineExecutionId"}]
     assert "CacheConfig" not in steps[TRAIN]  # its checkpoints are the execution's own
+    assert train["Environment"] == {  # the job tracks to MLflow and knows its dataset
+        "MLFLOW_TRACKING_URI": TRACKING_ARN,
+        "MLFLOW_EXPERIMENT_NAME": "dust-experiments",
+        "EARTHSEG_DATASET_URI": dataset,
+    }
 
     evaluate = steps[EVALUATE]["Arguments"]
     model_uri = {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}

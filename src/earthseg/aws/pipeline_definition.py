@@ -368,6 +368,7 @@ def _train_args(
             for name in REQUIRED
         ],
         training_input_mode="File",
+        environment=config.cloud_environment(dataset),
     ).with_metric_definitions(
         [MetricDefinition(name=item["Name"], regex=item["Regex"]) for item in METRIC_DEFINITIONS]
     )

@@ -12,6 +12,10 @@ bucket), in the SDK's own layout:
     <root>/<base job name>/<job>/output/output.tar.gz   /opt/ml/output/data: metrics, figures
     <root>/<base job name>/<job>/checkpoints/           /opt/ml/checkpoints, synced as written
 
+The job's environment carries what the launcher knows and the job cannot: where to track
+the run in MLflow (`MLFLOW_TRACKING_URI`, `MLFLOW_EXPERIMENT_NAME`) and where the dataset
+lies (`EARTHSEG_DATASET_URI`); see earthseg.train.tracking.
+
 Checkpoints are on for every job: the image resumes from them, so a spot job that was
 interrupted continues where it stopped, and a new job given an old job's checkpoint URI
 continues that job. Channels are `FullyReplicated` also on several instances: every host
@@ -21,6 +25,7 @@ MultiWorkerMirroredStrategy shards the batches between the workers itself.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +46,12 @@ from earthseg.contracts.opt_ml import CHECKPOINTS, in_container
 from earthseg.errors import InputError
 from earthseg.train.hyperparameters import Hyperparameters
 from earthseg.train.metric_lines import METRIC_DEFINITIONS
+from earthseg.train.tracking import (
+    EXPERIMENT_ENV,
+    TRACKING_URI_ENV,
+    check_cloud_uri,
+    job_environment,
+)
 
 if TYPE_CHECKING:
     from sagemaker.train import ModelTrainer
@@ -54,7 +65,8 @@ class TrainingSpec:
 
     `channels` maps channel names to S3 folder URIs (SageMaker) or local folders (local
     mode). Hyperparameters go to the job as SageMaker passes them (strings), and only
-    those given: the image's defaults apply to the others.
+    those given: the image's defaults apply to the others. `environment`: the job's
+    environment variables (tracking, `job_environment`).
     """
 
     image: str
@@ -65,6 +77,7 @@ class TrainingSpec:
     output_uri: str | None = None
     checkpoint_uri: str | None = None
     base_job_name: str = DEFAULT_NAME
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_channel_names(self.channels, "training channels")
@@ -117,6 +130,7 @@ def model_trainer(
         "input_data_config": channels,
         "hyperparameters": spec.hyperparameters.as_strings(),
         "training_input_mode": "File",
+        "environment": dict(spec.environment),
     }
     if resources.local:
         if local_root is None:
@@ -219,15 +233,23 @@ def launch_training(
     output: str | None = None,
     checkpoints: str | None = None,
     say: Callable[[str], None] = print,
+    environ: Mapping[str, str] = os.environ,
 ) -> TrainingResult:
     """`earthseg train --image`: a training job on `data`, a dataset in S3 (an s3:// folder
     holding the channels) or a local dataset folder, uploaded first under `output` (default:
-    the SageMaker default bucket), where the job writes too."""
+    the SageMaker default bucket), where the job writes too. With MLFLOW_TRACKING_URI in
+    `environ`, the job tracks there (`job_environment`)."""
     root = s3.resolve_root(session, output, "--output")
     if s3.is_s3_uri(data):
-        channels = datasets.s3_channels(session, s3.parse_s3_uri(data, "--data"))
+        location = s3.parse_s3_uri(data, "--data")
+        channels = datasets.s3_channels(session, location)
+        dataset = location.folder
     else:
-        channels = datasets.upload(session, Path(data), say=say, root=root, name=name).channels
+        uploaded = datasets.upload(session, Path(data), say=say, root=root, name=name)
+        channels, dataset = uploaded.channels, uploaded.folder
+    tracking_uri = environ.get(TRACKING_URI_ENV)
+    if tracking_uri:
+        check_cloud_uri(tracking_uri, TRACKING_URI_ENV)
     spec = TrainingSpec(
         image=image,
         channels=channels,
@@ -237,6 +259,9 @@ def launch_training(
         output_uri=str(root),
         checkpoint_uri=checkpoints and s3.parse_s3_uri(checkpoints, "--checkpoints").folder,
         base_job_name=name,
+        environment=job_environment(
+            tracking_uri, environ.get(EXPERIMENT_ENV) or name, str(dataset)
+        ),
     )
     return run_training(session, spec, say=say)
 

@@ -81,6 +81,14 @@ class OnnxGraph(Record):
     window_multiple: int | None = None
 
 
+class TrackingRecord(Record):
+    """The MLflow run that tracked the training (earthseg.train.tracking)."""
+
+    uri: str  # the tracking URI, without credentials
+    experiment: str
+    run_id: str
+
+
 class ModelCard(Record):
     """`earthseg.json` (format `earthseg.model/1`)."""
 
@@ -97,6 +105,7 @@ class ModelCard(Record):
     training: TrainingRecord
     data: TrainingData
     onnx: OnnxGraph
+    tracking: TrackingRecord | None = None  # None: not tracked (or cards written before)
 
 
 def write_model_card(folder: Path, card: ModelCard) -> Path:

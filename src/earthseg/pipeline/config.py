@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import Field, field_validator, model_validator
@@ -32,6 +32,15 @@ from earthseg.errors import InputError
 from earthseg.imagery.options import FetchOptions, TransferOptions
 from earthseg.preprocess.options import PreprocessOptions
 from earthseg.train.hyperparameters import Hyperparameters
+from earthseg.train.tracking import (
+    TRACKING_URI_ENV,
+    check_cloud_uri,
+    check_tracking_uri,
+    job_environment,
+    local_store_uri,
+    sqlite_file,
+)
+from earthseg.tune.options import TuneConfig
 from earthseg.validation import Integer, Number, Options, invalid, validate
 
 
@@ -147,6 +156,28 @@ class InvokeConfig(Options):
     max_payload_mb: Number = Field(DEFAULT_MAX_PAYLOAD_MB, gt=0, le=DEFAULT_MAX_PAYLOAD_MB)
 
 
+class TrackingConfig(Options):
+    """MLflow tracking of the training job (earthseg.train.tracking)."""
+
+    uri: str | None = Field(
+        None,
+        description="sqlite:///path/mlflow.db, http(s)://host:port or a SageMaker managed "
+        "MLflow ARN; default $MLFLOW_TRACKING_URI, else for --local runs "
+        "sqlite:///<runs folder>/mlflow.db",
+    )
+    experiment: str | None = Field(None, description="default: the run's name")
+
+    @field_validator("uri")
+    @classmethod
+    def _tracking_uri(cls, uri: str | None) -> str | None:
+        if uri is not None:
+            try:
+                check_tracking_uri(uri)
+            except InputError as error:
+                raise invalid(error.problem, error.fix) from None
+        return uri
+
+
 class AwsConfig(Options):
     region: str | None = None
     profile: str | None = None
@@ -173,6 +204,8 @@ class RunConfig(Options):
     evaluate: EvaluateConfig = EvaluateConfig()
     # `register:` in run.yaml; not the field's name, which would hide the class's ABC `register`
     registration: RegisterConfig = Field(RegisterConfig(), alias="register")
+    tracking: TrackingConfig = TrackingConfig()
+    tune: TuneConfig = TuneConfig()
     aws: AwsConfig = AwsConfig()
     local: LocalConfig = LocalConfig()
 
@@ -200,6 +233,27 @@ class RunConfig(Options):
         """The run folder: everything a run writes goes under it."""
         return self.run_dir or Path("runs") / self.name
 
+    @property
+    def experiment(self) -> str:
+        """The MLflow experiment the run's training is tracked in (and the registered
+        model its versions go to)."""
+        return self.tracking.experiment or self.name
+
+    def tracking_uri(self, local: bool) -> str | None:
+        """Where the training job tracks: `tracking.uri`, else $MLFLOW_TRACKING_URI, else
+        for a local run the store in the runs folder (beside the run folder); None: a
+        SageMaker run without either is not tracked."""
+        uri = self.tracking.uri or os.environ.get(TRACKING_URI_ENV)
+        if uri:
+            return uri
+        return local_store_uri(self.folder.parent) if local else None
+
+    def cloud_environment(self, dataset: Any) -> dict[str, Any]:
+        """The environment of the run's training job on SageMaker: the dataset's location
+        (`dataset`: an S3 URI, or the pipeline's variable holding it) and, when the run
+        is tracked, where to."""
+        return job_environment(self.tracking_uri(local=False), self.experiment, dataset)
+
     def require_cloud(self) -> None:
         """What a run on SageMaker needs beyond a local one, checked before it starts."""
         missing = [
@@ -216,6 +270,9 @@ class RunConfig(Options):
             keys = ", ".join(key for key, _ in missing)
             fixes = "; ".join(f"{key}: {fix}" for key, fix in missing)
             raise InputError("the config", f"does not set {keys} for a SageMaker run", fixes)
+        uri = self.tracking_uri(local=False)
+        if uri:
+            check_cloud_uri(uri, "tracking.uri" if self.tracking.uri else TRACKING_URI_ENV)
 
     @property
     def role(self) -> str | None:
@@ -245,4 +302,10 @@ def load_config(path: Path) -> RunConfig:
     detect = config.detect
     if detect.scenes is not None:
         detect = detect.model_copy(update={"scenes": base / detect.scenes})
-    return config.model_copy(update={"export": export, "run_dir": run_dir, "detect": detect})
+    tracking = config.tracking
+    database = sqlite_file(tracking.uri or "")
+    if database is not None:
+        tracking = tracking.model_copy(update={"uri": f"sqlite:///{base / database}"})
+    return config.model_copy(
+        update={"export": export, "run_dir": run_dir, "detect": detect, "tracking": tracking}
+    )

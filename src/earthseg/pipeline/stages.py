@@ -279,7 +279,9 @@ def _keep_config(config: RunConfig, root: Path) -> None:
     import yaml
 
     with atomic_file(root / "config.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False))
+        tmp.write_text(
+            yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False)
+        )
 
 
 def _summary(outputs: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """Keras callbacks for SageMaker: metrics on stdout in one form, a clean stop on SIGTERM.
 
 `MetricsLogger` prints the line whose regexes the launcher registers as SageMaker's
-`MetricDefinitions` (both in earthseg.train.metric_lines). Spot interruption and
+`MetricDefinitions` (both in earthseg.train.metric_lines), and passes the values on to
+the MLflow run. Spot interruption and
 `StopTrainingJob` send SIGTERM, then SIGKILL after a grace period: `StopOnSigterm` ends
 the fit at the next batch so the caller can save a checkpoint and exit; on several
 instances all workers stop after the same batch.
@@ -21,10 +22,18 @@ from earthseg.train.metric_lines import metrics_line
 
 
 class MetricsLogger(keras.callbacks.Callback):
-    """Print `metrics_line` at every epoch end, flushed, for SageMaker's metric scraper."""
+    """Print `metrics_line` at every epoch end, flushed, for SageMaker's metric scraper,
+    and hand the same values to `track` (epoch counted from 1, as printed): the MLflow
+    run's per-epoch metrics."""
+
+    def __init__(self, track: Callable[[int, dict[str, Any]], None] | None = None) -> None:
+        super().__init__()
+        self._track = track
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         print(metrics_line(epoch, logs or {}), flush=True)
+        if self._track is not None:
+            self._track(epoch + 1, logs or {})
 
 
 class StopOnSigterm(keras.callbacks.Callback):

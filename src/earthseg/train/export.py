@@ -100,10 +100,11 @@ def model_card(
     imagery: Sequence[ImagerySource] = (),
     hosts: Sequence[str] = ("algo-1",),
     replicas: int = 1,
+    tracking: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The model card's fields before export: what a consumer of the model needs to use
-    it right and to know what it saw, and where it was trained: the SageMaker hosts
-    (instances) and the replicas over them."""
+    it right and to know what it saw, where it was trained (the SageMaker hosts, i.e.
+    instances, and the replicas over them), and the MLflow run that tracked it."""
     rows, cols, bands = tile_shape
     return {
         "format": MODEL_CARD_FORMAT,
@@ -138,4 +139,5 @@ def model_card(
             "manifest_sha256": manifest_sha256,
             "imagery": [source.model_dump(mode="json") for source in imagery],
         },
+        "tracking": tracking,
     }

@@ -24,6 +24,7 @@ from earthseg.contracts.channels import ChannelIndex
 from earthseg.errors import InputError
 from earthseg.train.distribution import TF_CONFIG_ENV, Cluster, ClusterFailure
 from earthseg.train.environment import TrainingEnvironment, failure_file, read_environment
+from earthseg.train.tracking import Tracking, start_tracking
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -73,8 +74,15 @@ def train(environment: TrainingEnvironment) -> str:
     """Train, evaluate and export; return a one-line summary.
 
     On several hosts every host runs this together (`earthseg.train.distribution`);
-    only the chief evaluates and writes the outputs, the others wait for it.
+    only the chief evaluates and writes the outputs, the others wait for it. With a
+    tracking URI the chief records the job as an MLflow run (`earthseg.train.tracking`).
     """
+    resuming = _resumed_epoch(environment.checkpoint_dir) > 0
+    with start_tracking(environment, resuming) as tracking:
+        return _train(environment, tracking)
+
+
+def _train(environment: TrainingEnvironment, tracking: Tracking) -> str:
     from earthseg.train import distribution
 
     cluster = distribution.configure(environment.hosts, environment.current_host)
@@ -158,7 +166,7 @@ def train(environment: TrainingEnvironment) -> str:
                 keras.callbacks.EarlyStopping(
                     monitor="val_loss", patience=hp.patience, restore_best_weights=True
                 ),
-                MetricsLogger(),
+                MetricsLogger(tracking.log_epoch),
                 sigterm,
             ],
         )
@@ -173,13 +181,14 @@ def train(environment: TrainingEnvironment) -> str:
             f"(now {hp.learning_rate}) or check the data for extreme values"
         )
     if sigterm.interrupted:
+        tracking.end("KILLED")  # a restarted job continues the run
         saver = "" if cluster.is_chief else f" by the chief {cluster.chief}"
         return f"stopped by SIGTERM; checkpoint saved{saver} in {environment.checkpoint_dir}"
     weights = model.get_weights()
     digest = distribution.weights_digest(weights)
     print(f"weights_sha256={digest} host={cluster.current_host}", flush=True)
     if not cluster.distributed:
-        return _evaluate_and_export(environment, model, index, cluster, replicas)
+        return _evaluate_and_export(environment, model, index, cluster, replicas, tracking)
 
     # The chief evaluates and exports a copy of the model outside the strategy: no
     # collective the others would have to join. They wait for its outcome at the barrier.
@@ -188,7 +197,7 @@ def train(environment: TrainingEnvironment) -> str:
         try:
             local = build_unet(rows, bands, filters=hp.filters, depth=hp.depth, scale=scale)
             local.set_weights(weights)
-            outcome = _evaluate_and_export(environment, local, index, cluster, replicas)
+            outcome = _evaluate_and_export(environment, local, index, cluster, replicas, tracking)
         except Exception as error:  # raised again once the others know
             failure = error
     chief_failed = distribution.any_worker(strategy, failure is not None)
@@ -219,9 +228,11 @@ def _evaluate_and_export(
     index: ChannelIndex,
     cluster: Cluster,
     replicas: int,
+    tracking: Tracking,
 ) -> str:
     """Choose the threshold on validation, score test, write the model artifact and the
-    report; return the summary. `model` must predict without the other workers."""
+    report, and log them to the run; return the summary. `model` must predict without
+    the other workers."""
     from earthseg.contracts.channels import TEST, read_channel_index
     from earthseg.train.data import channel_arrays
     from earthseg.train.export import export_model, model_card
@@ -256,12 +267,20 @@ def _evaluate_and_export(
         imagery=index.imagery,
         hosts=list(cluster.hosts),
         replicas=replicas,
+        tracking=tracking.record,
     )
     export_model(model, environment.model_dir, card, val_images[:ONNX_CHECK_TILES])
     output = environment.output_data_dir
     write_metrics(output, {"threshold": threshold, **metrics})
     plot_curves(environment.checkpoint_dir / HISTORY, output)
     plot_predictions(*shown, threshold, output)
+    tracking.log_results(
+        threshold=threshold,
+        metrics=metrics,
+        epochs=epochs,
+        model_dir=environment.model_dir,
+        output_dir=output,
+    )
     summary = metrics.get("test", validation_scores)
     split = "test" if "test" in metrics else "validation"
     return (

@@ -6,22 +6,32 @@ docker-compose, as it would start a job), serving in the serve image on a loopba
 port, predicting over HTTP. Without a Docker engine (`local.docker: never`, or `auto`
 with none answering) the same library code runs on this machine without containers
 instead, and says so.
+
+Training is tracked in MLflow (`tracking:`; by default the store `mlflow.db` in the runs
+folder). A SQLite store is a file a job in a container cannot open, and its artifacts
+are paths on this machine: so for the job's duration an `mlflow server` on this machine
+serves the store, artifacts proxied into `mlartifacts/` beside it, and the job logs over
+HTTP, in a container as on the host. The server listens on 127.0.0.1 for a job on the
+host, and on the gateway of the SDK local mode's network (`sagemaker-local`, a bridge)
+for a job in a container, which reaches this machine there and nowhere else.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from earthseg.archives import extract
 from earthseg.atomic import atomic_dir
 from earthseg.contracts.channels import channel_folders
+from earthseg.contracts.model_card import read_model_card
 from earthseg.contracts.opt_ml import FAILURE, MODEL, OUTPUT_DATA
 from earthseg.contracts.processing import INPUTS
 from earthseg.errors import InputError
@@ -30,6 +40,15 @@ from earthseg.pipeline.backends.base import ScenePredictor
 from earthseg.pipeline.backends.host import dataset_outputs, preprocess_on_host
 from earthseg.pipeline.config import RunConfig
 from earthseg.pipeline.run_folder import RunFolder
+from earthseg.train.tracking import (
+    STORE_URI_ENV,
+    job_environment,
+    serve_store,
+    sqlite_file,
+)
+
+LOCAL_MODE_NETWORK = "sagemaker-local"  # the network the SDK's local mode runs jobs on
+TRACKING_SERVER_LOG = "tracking-server.log"
 
 
 class LocalBackend:
@@ -38,6 +57,7 @@ class LocalBackend:
     def __init__(self, config: RunConfig, folder: RunFolder, say: Callable[[str], None]) -> None:
         self.config = config
         self.folder = folder
+        self.say = say
         wanted = config.local.docker
         if wanted == "always":
             docker_client(
@@ -73,13 +93,39 @@ class LocalBackend:
 
     def train(self, dataset: dict[str, Any], model: Path, training: Path) -> dict[str, Any]:
         channels = channel_folders(Path(dataset["dataset"]))
-        if self.docker:
-            artifacts = self._train_in_container(channels)
-            extract(artifacts / "model.tar.gz", model)
-            extract(artifacts / "output.tar.gz", training, member_prefix="data/")
-        else:
-            self._train_on_host(channels, model, training)
-        return {}
+        with self._job_environment(str(Path(dataset["dataset"]).resolve())) as environment:
+            if self.docker:
+                artifacts = self._train_in_container(channels, environment)
+                extract(artifacts / "model.tar.gz", model)
+                extract(artifacts / "output.tar.gz", training, member_prefix="data/")
+            else:
+                self._train_on_host(channels, model, training, environment)
+        tracked = read_model_card(model).tracking
+        return {"mlflow_run_id": tracked.run_id} if tracked else {}
+
+    @contextmanager
+    def _job_environment(self, dataset: str) -> Iterator[dict[str, str]]:
+        """The training job's environment (dataset location, tracking) for as long as the
+        job runs; a SQLite store served meanwhile (see the module's docstring). A server
+        that does not start is a warning: the job trains untracked."""
+        uri = self.config.tracking_uri(local=True)
+        experiment = self.config.experiment
+        if uri is None or sqlite_file(uri) is None:
+            yield job_environment(uri, experiment, dataset)
+            return
+        with ExitStack() as stack:
+            try:
+                host = _local_mode_gateway() if self.docker else "127.0.0.1"
+                log_file = self.folder.logs / TRACKING_SERVER_LOG
+                url: str | None = stack.enter_context(serve_store(uri, log_file, host))
+            except Exception as error:  # no server, no engine, no network: train untracked
+                self.say(
+                    f"train: warning: cannot serve the tracking store {uri} ({error}); "
+                    "training goes on without tracking"
+                )
+                url = None
+            environment = job_environment(url, experiment, dataset)
+            yield {**environment, STORE_URI_ENV: uri} if url else environment
 
     @contextmanager
     def deploy(self, trained: dict[str, Any]) -> Iterator[ScenePredictor]:
@@ -104,7 +150,9 @@ class LocalBackend:
                 HttpTransport(endpoint.url), scene, threshold, payload_mb
             )
 
-    def _train_in_container(self, channels: dict[str, Path]) -> Path:
+    def _train_in_container(
+        self, channels: dict[str, Path], environment: Mapping[str, str]
+    ) -> Path:
         """The SDK's local mode; returns the folder holding model.tar.gz and output.tar.gz."""
         from earthseg.aws.resources import TrainingResources
         from earthseg.aws.training import TrainingSpec, run_training
@@ -117,11 +165,18 @@ class LocalBackend:
                 instance_type="local_cpu", instances=self.config.train.instances
             ),
             base_job_name=self.config.name,
+            environment=environment,
         )
         result = run_training(None, spec, local_root=self.folder.root / "train-local")
         return Path(result.model_uri).parent
 
-    def _train_on_host(self, channels: dict[str, Path], model: Path, training: Path) -> None:
+    def _train_on_host(
+        self,
+        channels: dict[str, Path],
+        model: Path,
+        training: Path,
+        environment: Mapping[str, str],
+    ) -> None:
         """`earthseg train` in a process of its own (the toolkit fixes /opt/ml per process)
         on a /opt/ml tree in the run folder."""
         opt_ml = self.folder.root / "opt_ml"
@@ -136,13 +191,41 @@ class LocalBackend:
             (data / name).symlink_to(path.resolve(), target_is_directory=True)
         command = [sys.executable, "-m", "earthseg.cli", "train", "--base-dir", str(opt_ml)]
         with open(self.folder.logs / "train-process.log", "w") as log_file:
-            status = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT).returncode
+            status = subprocess.run(
+                command,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **environment},
+            ).returncode
         if status != 0:
             failure = opt_ml / FAILURE
             reason = failure.read_text().strip() if failure.exists() else f"exit status {status}"
             raise InputError("training", reason, f"see {log_file.name} in {self.folder.logs}")
         _replace_with_copy(opt_ml / MODEL, model)
         _replace_with_copy(opt_ml / OUTPUT_DATA, training)
+
+
+def _local_mode_gateway() -> str:
+    """This machine's address on the SDK local mode's network, where its containers
+    reach it (the network made now when no local-mode job has made it yet)."""
+    client = docker_client()
+    try:
+        listed = client.networks.list(names=[LOCAL_MODE_NETWORK])  # names match in part
+        found = [network for network in listed if network.name == LOCAL_MODE_NETWORK]
+        network = (
+            found[0]
+            if found
+            else client.networks.create(
+                LOCAL_MODE_NETWORK,
+                driver="bridge",
+                labels={"com.docker.compose.network": LOCAL_MODE_NETWORK},
+            )
+        )
+        network.reload()
+        gateway: str = network.attrs["IPAM"]["Config"][0]["Gateway"]
+        return gateway
+    finally:
+        client.close()
 
 
 def _replace_with_copy(source: Path, target: Path) -> None:
