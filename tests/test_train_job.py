@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from earthseg.contracts.manifest import file_digest
+from earthseg.contracts.opt_ml import CHECKPOINTS_PER_JOB_ENV, JOB_NAME_ENV
 from earthseg.preprocess.dataset import build_dataset
 from earthseg.preprocess.options import PreprocessOptions
 from earthseg.synthetic.export import write_sample_export
@@ -47,12 +48,15 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def run_job(base: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_job(
+    base: Path, timeout: float = 300, environment: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [EARTHSEG, "train", "--base-dir", base],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **(environment or {})},
     )
 
 
@@ -128,6 +132,34 @@ def test_a_restarted_job_resumes_from_its_checkpoints(dataset: Path, tmp_path: P
     assert logged_epochs(second.stdout) == [2, 3]
     card = json.loads((base / "model" / "earthseg.json").read_text())
     assert card["training"]["epochs"] == 3
+
+
+def test_trials_sharing_a_checkpoint_folder_each_resume_their_own(
+    dataset: Path, tmp_path: Path
+) -> None:
+    # A tuning job's trials get one checkpoint URI: SageMaker syncs every trial's files
+    # into each trial's /opt/ml/checkpoints, so each must keep to its own folder.
+    def trial(name: str, epochs: int) -> subprocess.CompletedProcess[str]:
+        base = make_opt_ml(tmp_path / name, dataset, {**SMALL, "epochs": str(epochs)})
+        shared = tmp_path / "shared-checkpoints"
+        shared.mkdir(exist_ok=True)
+        if not (base / "checkpoints").is_symlink():
+            (base / "checkpoints").symlink_to(shared, target_is_directory=True)
+        env = {CHECKPOINTS_PER_JOB_ENV: "1", JOB_NAME_ENV: name}
+        job = run_job(base, environment=env)
+        assert job.returncode == 0, job.stderr[-3000:]
+        return job
+
+    assert logged_epochs(trial("tune-001", 1).stdout) == [1]
+    assert logged_epochs(trial("tune-002", 1).stdout) == [1]  # not tune-001's epoch 2
+    assert logged_epochs(trial("tune-001", 2).stdout) == [2]  # restarted: its own epoch 1
+    shared = tmp_path / "shared-checkpoints"
+    assert sorted(path.name for path in shared.iterdir()) == ["tune-001", "tune-002"]
+
+    base = make_opt_ml(tmp_path / "unnamed", dataset, SMALL)
+    job = run_job(base, environment={CHECKPOINTS_PER_JOB_ENV: "1", JOB_NAME_ENV: ""})
+    assert job.returncode != 0
+    assert "TRAINING_JOB_NAME" in (base / "output" / "failure").read_text()
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(dataset: Path, tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ BOUND_VERDICTS = {
     "greater_than_equal": "is too small",
     "less_than": "is too large",
     "less_than_equal": "is too large",
+    "too_long": "is too long",
+    "too_short": "is too short",
 }
 Location = tuple[int | str, ...]
 KeyName = Callable[[Location], str]
@@ -99,6 +101,10 @@ def allowed(field: FieldInfo) -> str:
     kind = _described_type(field.annotation)
     bounds: list[tuple[str, Any]] = []
     for constraint in field.metadata:
+        if isinstance(constraint, annotated_types.MaxLen):
+            kind += f" (at most {constraint.max_length})"
+        elif isinstance(constraint, annotated_types.MinLen) and constraint.min_length:
+            kind += f" (at least {constraint.min_length})"
         if isinstance(constraint, annotated_types.Ge):
             bounds.append(("at least", constraint.ge))
         elif isinstance(constraint, annotated_types.Gt):
@@ -200,6 +206,9 @@ def _described_type(annotation: Any) -> str:
         return "an integer"
     if annotation is float:
         return "a number"
+    if origin is list:
+        item = _described_type(get_args(annotation)[0]).removeprefix("a ").removeprefix("an ")
+        return f"a list of {item}s"
     if origin is tuple:
         parts = get_args(annotation)
         item = _described_type(parts[0]).removeprefix("a ").removeprefix("an ")

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from earthseg.errors import InputError
+from earthseg.tracked_runs import DEFAULT_RUNS
 
-DEFAULT_RUNS = Path("runs")
 DEFAULT_PORT = 5000
 
 

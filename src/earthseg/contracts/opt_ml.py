@@ -17,6 +17,11 @@ MODEL = "model"  # the model artifact: written by training, served by inference
 CHECKPOINTS = "checkpoints"  # synced to S3 while a job runs; a restarted job resumes from it
 OUTPUT_DATA = "output/data"  # a job's reports: tarred to output.tar.gz
 FAILURE = "output/failure"  # why a job failed: SageMaker shows its first 1024 characters
+# Set by a launcher whose jobs share one checkpoint S3 URI (a tuning job's trials): each
+# job then keeps its checkpoints in checkpoints/<TRAINING_JOB_NAME>/, so a trial restarted
+# after a spot interruption resumes its own training and never another trial's.
+CHECKPOINTS_PER_JOB_ENV = "EARTHSEG_CHECKPOINTS_PER_JOB"
+JOB_NAME_ENV = "TRAINING_JOB_NAME"  # set by SageMaker (and the SDK's local mode) in a job
 
 
 def base_dir() -> Path:

@@ -18,7 +18,9 @@ from earthseg.contracts.channels import REQUIRED, channel_folders
 from earthseg.contracts.opt_ml import (
     BASE_DIR_ENV,
     CHECKPOINTS,
+    CHECKPOINTS_PER_JOB_ENV,
     FAILURE,
+    JOB_NAME_ENV,
     MODEL,
     OUTPUT_DATA,
     base_dir,
@@ -36,6 +38,7 @@ class TrainingEnvironment:
     channels: dict[str, Path]
     hosts: list[str]
     current_host: str
+    checkpoint_folder: str = ""  # under checkpoints/: the job's own (CHECKPOINTS_PER_JOB_ENV)
 
     @property
     def model_dir(self) -> Path:
@@ -47,7 +50,7 @@ class TrainingEnvironment:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.base_dir / CHECKPOINTS
+        return self.base_dir / CHECKPOINTS / self.checkpoint_folder
 
 
 def failure_file() -> Path:
@@ -75,7 +78,23 @@ def read_environment() -> TrainingEnvironment:
         channels=_channels(Path(toolkit.input_dir) / "data"),
         hosts=list(resources.get("hosts", ["algo-1"])),
         current_host=str(resources.get("current_host", "algo-1")),
+        checkpoint_folder=_own_checkpoint_folder(),
     )
+
+
+def _own_checkpoint_folder() -> str:
+    """The job's name when its launcher asks each job to keep checkpoints apart."""
+    if not os.environ.get(CHECKPOINTS_PER_JOB_ENV):
+        return ""
+    name = os.environ.get(JOB_NAME_ENV, "")
+    if not name or "/" in name or name.startswith("."):
+        raise InputError(
+            JOB_NAME_ENV,
+            f"is {name!r}, not a job name to keep checkpoints under ({CHECKPOINTS_PER_JOB_ENV})",
+            "run the job as SageMaker does, with TRAINING_JOB_NAME set, or unset "
+            + CHECKPOINTS_PER_JOB_ENV,
+        )
+    return name
 
 
 def _read_config(read: Any, path: str, default: dict[str, Any]) -> dict[str, Any]:

@@ -61,6 +61,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from earthseg import __version__
 from earthseg.contracts.channels import CHANNELS, ChannelIndex, read_channel_index
+from earthseg.contracts.opt_ml import JOB_NAME_ENV
 from earthseg.errors import InputError
 from earthseg.train.metric_lines import LOGGED
 
@@ -74,7 +75,7 @@ DATASET_URI_ENV = "EARTHSEG_DATASET_URI"
 # The store a job's server stands in for (the local store, served for the job): the
 # model card names it rather than the server's passing address.
 STORE_URI_ENV = "EARTHSEG_TRACKING_STORE"
-JOB_NAME_ENV = "TRAINING_JOB_NAME"  # set by SageMaker and by the SDK's local mode
+TRAINING_JOB_TAG = "sagemaker.training_job"  # the job a run tracked (its name)
 DEFAULT_EXPERIMENT = "earthseg"
 PARENT_TAG = "mlflow.parentRunId"
 MODEL_NAME = "model"  # the logged model, and its folder among the artifacts
@@ -380,6 +381,9 @@ class Tracking:
         from earthseg.contracts.model_card import ONNX_FILE, read_model_card
 
         card = read_model_card(model_dir)
+        # The logged model goes to the global experiment (not the run's), which is
+        # "Default" unless MLFLOW_EXPERIMENT_NAME is in this process's environment.
+        mlflow.set_experiment(experiment_id=self._client.get_run(self.run_id).info.experiment_id)
         mlflow.onnx.log_model(
             onnx.load(str(model_dir / ONNX_FILE)),
             name=MODEL_NAME,
@@ -394,10 +398,10 @@ class Tracking:
         if self.uri is None:
             return
         try:
-            with _quiet(self.uri):
+            with quiet(self.uri):
                 action()
         except Exception as error:  # whatever the store or the network did: train on
-            warn(self.uri, f"failed while {what} ({_one_line(error)})")
+            warn(self.uri, f"failed while {what} ({one_line(error)})")
             self.uri, self.run_id = None, None
 
 
@@ -477,7 +481,7 @@ def _start_run(
         "mlflow.source.name": "earthseg train",
         "earthseg.version": __version__,
         **({PARENT_TAG: parent} if parent else {}),
-        **({"sagemaker.training_job": environ[JOB_NAME_ENV]} if JOB_NAME_ENV in environ else {}),
+        **({TRAINING_JOB_TAG: environ[JOB_NAME_ENV]} if JOB_NAME_ENV in environ else {}),
     }
     run = client.create_run(experiment_id, tags=tags, run_name=environ.get(JOB_NAME_ENV))
     tracking.run_id = run.info.run_id
@@ -609,7 +613,7 @@ def start_parent_run(
     from mlflow.entities import Param
 
     client = MlflowClient(uri)
-    with _quiet(uri):
+    with quiet(uri):
         run = client.create_run(
             _experiment_id(client, uri, experiment),
             tags={"mlflow.source.name": "earthseg", "earthseg.version": __version__},
@@ -625,7 +629,7 @@ def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
     """Close a run opened with `start_parent_run`: FINISHED, FAILED or KILLED."""
     from mlflow import MlflowClient
 
-    with _quiet(uri):
+    with quiet(uri):
         MlflowClient(uri).set_terminated(run_id, status)
 
 
@@ -643,13 +647,13 @@ def warn(uri: str, problem: str) -> None:
     )
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
     text = " ".join(f"{type(error).__name__}: {error}".split())
     return text if len(text) <= WARNING_LIMIT else text[: WARNING_LIMIT - 3] + "..."
 
 
 @contextlib.contextmanager
-def _quiet(uri: str) -> Iterator[None]:
+def quiet(uri: str) -> Iterator[None]:
     """Keep noise out of a job's log while it talks to the store: urllib3's line per
     retry (the one warning says what failed), MLflow's warnings that the image has no git
     (for the source's commit), and, for a store that is not an ARN, sagemaker-mlflow's
