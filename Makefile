@@ -53,6 +53,7 @@ bench: setup docker ## each stage's throughput beside the baseline it must beat
 	$(BIN)/python bench/input_pipeline.py
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/tracking.py
+	$(BIN)/python bench/tuning.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/detect.py
 

@@ -38,9 +38,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from earthseg.preprocess.dataset import build_dataset
-from earthseg.preprocess.options import PreprocessOptions
-from earthseg.synthetic.export import write_sample_export
+from sample_dataset import make_dataset  # bench/ is on sys.path when run as a script
+
 from earthseg.train import tracking
 from earthseg.train.environment import TrainingEnvironment
 from earthseg.train.hyperparameters import Hyperparameters
@@ -82,17 +81,6 @@ def timed_log_epoch() -> Iterator[list[float]]:
         yield durations
     finally:
         tracking.Tracking.log_epoch = original  # type: ignore[method-assign]
-
-
-def make_dataset(folder: Path, scenes: int) -> Path:
-    write_sample_export(folder / "export", scenes=scenes, size=256, seed=7)
-    build_dataset(
-        folder / "export" / "images",
-        folder / "export" / "labels",
-        folder / "dataset",
-        PreprocessOptions(tile_size=64, splits=(0.6, 0.2, 0.2)),
-    )
-    return folder / "dataset"
 
 
 def one_training(

@@ -25,6 +25,7 @@ def test_help_lists_every_subcommand_with_its_purpose() -> None:
         "evaluate",
         "train",
         "ui",
+        "runs",
         "serve",
         "predict",
         "upload",
@@ -35,6 +36,7 @@ def test_help_lists_every_subcommand_with_its_purpose() -> None:
         "transform",
         "detect",
         "pipeline",
+        "tune",
         "push",
     }
     for command in commands:

@@ -1,8 +1,10 @@
 """`earthseg pipeline` on SageMaker as a SageMaker Pipeline: the definition made from
 run.yaml (steps, images, parameters, property references, the condition and the
 registration), written by --dry-run without AWS, and upserted and started against the
-AWS API emulator. The definition is run for real in local containers by
-tests/docker/test_pipeline_sagemaker_local.py."""
+AWS API emulator; `earthseg tune`'s, with a Tune step in place of Train. The definition
+is run for real in local containers by tests/docker/test_pipeline_sagemaker_local.py
+(which cannot tune: local mode has no tuning jobs; tests/test_tuning_sagemaker.py sends
+a tuning to the emulator)."""
 
 from __future__ import annotations
 
@@ -20,11 +22,13 @@ from earthseg.aws.pipeline_definition import (
     PREPARE,
     REGISTER,
     TRAIN,
+    TUNE,
 )
 from earthseg.aws.pipeline_graph import graph_steps
 from earthseg.aws.pipeline_run import DEFINITION_FILE, EXECUTION_FILE, define
 from earthseg.cli import main as cli
 from earthseg.contracts.evaluation import IOU_JSON_PATH
+from earthseg.contracts.opt_ml import CHECKPOINTS_PER_JOB_ENV
 from earthseg.errors import InputError
 from earthseg.pipeline.config import load_config
 from tests.aws_emulator import Emulator
@@ -56,9 +60,9 @@ def cloud_run(folder: Path, **overrides: Any) -> Path:
     return small_run(folder, **{**settings, **overrides})
 
 
-def definition_of(config_path: Path) -> dict[str, Any]:
+def definition_of(config_path: Path, tuning: bool = False) -> dict[str, Any]:
     config = load_config(config_path)
-    pipeline = define(config, boto3.Session(region_name="us-east-1"), offline=True)
+    pipeline = define(config, boto3.Session(region_name="us-east-1"), offline=True, tuning=tuning)
     return dict(json.loads(pipeline.definition()))
 
 
@@ -378,3 +382,170 @@ def test_status_and_follow_read_an_execution_step_by_step(
     assert lines[0] == f"Executing: {PREPARE} Succeeded (cached), {TRAIN} Executing"
     assert lines[-1].startswith(f"Failed: {PREPARE} Succeeded (cached), {TRAIN} Succeeded")
     assert f"ended Failed: {BELOW_BAR}: {reason}" in followed.err
+
+
+TUNE_SECTION: dict[str, Any] = {
+    "trials": 6,
+    "parallel": 3,
+    "ranges": {
+        "learning_rate": {"min": 0.0003, "max": 0.01, "scale": "log"},
+        "filters": {"values": [16, 24, 32]},
+        "depth": {"min": 2, "max": 4},
+        "augment": {"values": [True, False]},
+    },
+    "warm_start": ["tiny-tune-0101", "tiny-tune-0102"],
+}
+
+
+def test_a_tuning_replaces_train_with_a_tune_step_whose_best_model_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from earthseg.train.metric_lines import METRIC_DEFINITIONS
+    from earthseg.train.tracking import PARENT_RUN_ENV
+
+    config = cloud_run(tmp_path, tune=TUNE_SECTION)
+    assert cli(["tune", "--config", str(config), "--dry-run"]) == 0
+    assert "nothing was sent to AWS" in capsys.readouterr().out
+    folder = tmp_path / "runs" / "tiny"
+    definition = json.loads((folder / DEFINITION_FILE).read_text())
+    assert definition == definition_of(config, tuning=True)
+    assert [step["Name"] for step in definition["Steps"]] == [PREPARE, TUNE, EVALUATE, CHECK]
+    graph = graph_steps(definition)
+    assert {name: step.after for name, step in graph.items()} == {
+        PREPARE: set(),
+        TUNE: {PREPARE},
+        EVALUATE: {TUNE},
+        CHECK: {EVALUATE},
+        REGISTER: {CHECK},
+        BELOW_BAR: {CHECK},
+    }
+    assert graph[TUNE].kind == "Tuning"
+    assert graph[TUNE].detail == "earthseg-train\n6 trials, 3 at a time"
+    assert (folder / "pipeline.png").read_bytes().startswith(b"\x89PNG")
+
+    # What a rerun may change stays a parameter; what the tuner searches is its own.
+    parameters = {item["Name"]: item for item in definition["Parameters"]}
+    assert parameters["MlflowParentRunId"]["DefaultValue"] == ""  # the launcher's to give
+    assert parameters["TrainingInstanceType"]["DefaultValue"] == "ml.g5.xlarge"
+    assert parameters["epochs"]["DefaultValue"] == "2"
+    assert not {"learning_rate", "filters", "depth", "augment"} & set(parameters)
+
+    tune = steps_by_name(definition)[TUNE]["Arguments"]
+    assert tune["HyperParameterTuningJobConfig"] == {
+        "Strategy": "Bayesian",
+        "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation:iou"},
+        "ResourceLimits": {"MaxNumberOfTrainingJobs": 6, "MaxParallelTrainingJobs": 3},
+        "ParameterRanges": {
+            "ContinuousParameterRanges": [
+                {
+                    "Name": "learning_rate",
+                    "MinValue": "0.0003",
+                    "MaxValue": "0.01",
+                    "ScalingType": "Logarithmic",
+                }
+            ],
+            "IntegerParameterRanges": [  # depth takes whole numbers: searched as such
+                {"Name": "depth", "MinValue": "2", "MaxValue": "4", "ScalingType": "Linear"}
+            ],
+            "CategoricalParameterRanges": [  # JSON, as the image reads hyperparameters
+                {"Name": "augment", "Values": ["true", "false"]},  # run.yaml's order
+                {"Name": "filters", "Values": ["16", "24", "32"]},
+            ],
+        },
+        "TrainingJobEarlyStoppingType": "Auto",
+    }
+    job = tune["TrainingJobDefinition"]
+    assert job["AlgorithmSpecification"] == {
+        "TrainingImage": TRAIN_IMAGE,
+        "TrainingInputMode": "File",
+        "MetricDefinitions": METRIC_DEFINITIONS,
+    }
+    assert job["RoleArn"] == ROLE
+    assert job["EnableManagedSpotTraining"] is True
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 14400}
+    assert job["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
+    checkpoints = job["CheckpointConfig"]["S3Uri"]["Std:Join"]["Values"]
+    assert checkpoints == [f"{RUN}/checkpoints", {"Get": "Execution.PipelineExecutionId"}]
+    assert job["ResourceConfig"]["InstanceType"] == {"Get": "Parameters.TrainingInstanceType"}
+    assert job["OutputDataConfig"]["S3OutputPath"] == f"{RUN}/jobs"
+    assert job["StaticHyperParameters"] == {
+        name: {"Get": f"Parameters.{name}"}
+        for name in ("epochs", "batch_size", "patience", "seed", "steps_per_epoch")
+    }
+    dataset = {"Get": "Steps.Prepare.ProcessingOutputConfig.Outputs['dataset'].S3Output.S3Uri"}
+    assert {
+        channel["ChannelName"]: channel["DataSource"]["S3DataSource"]["S3Uri"]
+        for channel in job["InputDataConfig"]
+    } == {
+        name: {"Std:Join": {"On": "/", "Values": [dataset, name]}}
+        for name in ("train", "validation")
+    }
+    assert job["Environment"] == {  # every trial tracks, as a child of the launcher's run
+        "MLFLOW_TRACKING_URI": TRACKING_ARN,
+        "MLFLOW_EXPERIMENT_NAME": "dust-experiments",
+        "EARTHSEG_DATASET_URI": dataset,
+        PARENT_RUN_ENV: {"Get": "Parameters.MlflowParentRunId"},
+        CHECKPOINTS_PER_JOB_ENV: "1",  # one checkpoint URI for all: each trial its folder
+    }
+    assert tune["WarmStartConfig"] == {
+        "WarmStartType": "IdenticalDataAndAlgorithm",
+        "ParentHyperParameterTuningJobs": [
+            {"HyperParameterTuningJobName": "tiny-tune-0101"},
+            {"HyperParameterTuningJobName": "tiny-tune-0102"},
+        ],
+    }
+
+    # The best trial's model is evaluated and registered, and named as the version's job.
+    best_model = {
+        "Std:Join": {
+            "On": "/",
+            "Values": [
+                "s3:/",
+                BUCKET,
+                "pipelines/tiny/jobs",  # where its training job definition puts models
+                {"Get": "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"},
+                "output/model.tar.gz",
+            ],
+        }
+    }
+    evaluate = steps_by_name(definition)[EVALUATE]["Arguments"]
+    (model,) = [item for item in evaluate["ProcessingInputs"] if item["InputName"] == "model"]
+    assert model["S3Input"]["S3Uri"] == best_model
+    register = steps_by_name(definition)[REGISTER]["Arguments"]
+    assert register["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == best_model
+    metadata = register["CustomerMetadataProperties"]
+    assert metadata["earthseg:training_job"] == {
+        "Get": "Steps.Tune.BestTrainingJob.TrainingJobName"
+    }
+
+
+def test_a_tuning_minimising_a_loss_without_early_stopping_or_tracking(tmp_path: Path) -> None:
+    config = cloud_run(
+        tmp_path,
+        tracking={},
+        tune={
+            "objective": "val_loss",
+            "early_stopping": False,
+            "ranges": {"batch_size": {"values": [8, 16]}},
+        },
+    )
+    definition = definition_of(config, tuning=True)
+    tune = steps_by_name(definition)[TUNE]["Arguments"]
+    settings = tune["HyperParameterTuningJobConfig"]
+    assert settings["HyperParameterTuningJobObjective"] == {
+        "Type": "Minimize",
+        "MetricName": "validation:loss",
+    }
+    assert settings["TrainingJobEarlyStoppingType"] == "Off"
+    assert settings["ResourceLimits"] == {
+        "MaxNumberOfTrainingJobs": 8,
+        "MaxParallelTrainingJobs": 2,
+    }
+    assert "WarmStartConfig" not in tune
+    # Not tracked: no parent run to pass, the trials' environment only names their data
+    # and that each checkpoints into a folder of its own.
+    assert "MlflowParentRunId" not in {item["Name"] for item in definition["Parameters"]}
+    assert set(tune["TrainingJobDefinition"]["Environment"]) == {
+        "EARTHSEG_DATASET_URI",
+        CHECKPOINTS_PER_JOB_ENV,
+    }

@@ -2,29 +2,33 @@
 
     Prepare (Processing, training image: fetch + preprocess, the test split set apart)
       -> Train (Training, training image)
-      -> Evaluate (Processing, serve image: the test scenes predicted and scored;
-                   evaluation.json is the PropertyFile "Evaluation")
+         | Tune (Tuning, training image: `earthseg tune`, trials searching `tune.ranges`)
+      -> Evaluate (Processing, serve image: the test scenes predicted and scored, with
+                   Train's model or Tune's best trial's; evaluation.json is the
+                   PropertyFile "Evaluation")
       -> CheckTestIoU (Condition: test IoU >= MinTestIoU)
            -> Register (a model package version in the run's group)
            |  BelowBar (Fail: the IoU and the bar)
 
 What users change between runs (instance types, hyperparameters, the IoU bar, the
 approval status, the export's S3 location) are pipeline parameters, so a rerun starts an
-execution of the same definition with other values. Prepare, Train and Evaluate are
-cached: an unchanged step of a rerun is not paid for twice. Built with the SDK v3's own
-steps (`Processor.run` and `ModelTrainer.train` under a PipelineSession); the
-registration is a step of our own whose arguments are exactly the CreateModelPackage
-request `earthseg.aws.registry` makes, so the registry commands read what it wrote.
+execution of the same definition with other values (in a tuning, the hyperparameters
+searched are the tuner's, not parameters; `MlflowParentRunId` is the MLflow run its
+trials are children of, opened by the launcher). Prepare and Evaluate are cached: an
+unchanged step of a rerun is not paid for twice. Built with the SDK v3's own steps
+(`Processor.run`, `ModelTrainer.train` and `HyperparameterTuner.tune` under a
+PipelineSession, one ModelTrainer for training and tuning alike); the registration is a
+step of our own whose arguments are exactly the CreateModelPackage request
+`earthseg.aws.registry` makes, so the registry commands read what it wrote.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +64,7 @@ with sdk_default_region():
         Step,
         StepTypeEnum,
         TrainingStep,
+        TuningStep,
     )
     from sagemaker.train import ModelTrainer
     from sagemaker.train.model_trainer import Mode
@@ -67,19 +72,25 @@ with sdk_default_region():
 from earthseg.aws import s3
 from earthseg.aws.processing import MAX_RUN_S, VOLUME_SIZE_GB
 from earthseg.aws.registry import lineage_metadata, model_package_request
+from earthseg.aws.tuning import encode, run_tuner, static_hyperparameters
 from earthseg.contracts import processing as mounts
 from earthseg.contracts.channels import REQUIRED
 from earthseg.contracts.evaluation import EVALUATION_FILE, metric_json_path
+from earthseg.contracts.opt_ml import CHECKPOINTS_PER_JOB_ENV
 from earthseg.train.metric_lines import METRIC_DEFINITIONS
+from earthseg.train.tracking import PARENT_RUN_ENV
 
 if TYPE_CHECKING:
+    from sagemaker.core.helper.session_helper import Session
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
     from earthseg.pipeline.config import RunConfig
 
-PREPARE, TRAIN, EVALUATE = "Prepare", "Train", "Evaluate"
+PREPARE, TRAIN, TUNE, EVALUATE = "Prepare", "Train", "Tune", "Evaluate"
 CHECK, REGISTER, BELOW_BAR = "CheckTestIoU", "Register", "BelowBar"
-STEPS = (PREPARE, TRAIN, EVALUATE, CHECK, REGISTER, BELOW_BAR)
+STEPS = (PREPARE, TRAIN, TUNE, EVALUATE, CHECK, REGISTER, BELOW_BAR)
+PARENT_RUN_PARAMETER = "MlflowParentRunId"  # a tuning's MLflow parent run ("": none)
+JOBS_FOLDER = "jobs"  # under the run's S3 root: <job name>/output/model.tar.gz per job
 EVALUATION_PROPERTY_FILE = "Evaluation"
 CACHE_FOR = "P30D"  # an unchanged Prepare or Evaluate is reused for 30 days
 APPROVALS = {"manual": "PendingManualApproval", "auto": "Approved"}
@@ -110,6 +121,7 @@ class Parameters:
     labels_uri: ParameterString
     images_uri: ParameterString | None
     hyperparameters: dict[str, ParameterString]
+    parent_run: ParameterString | None = None
 
     def all(self) -> list[ParameterString | ParameterFloat]:
         fixed = [
@@ -120,16 +132,26 @@ class Parameters:
             self.approval,
             self.labels_uri,
             *([self.images_uri] if self.images_uri is not None else []),
+            *([self.parent_run] if self.parent_run is not None else []),
         ]
         return fixed + list(self.hyperparameters.values())
 
 
-def pipeline_parameters(config: RunConfig, inputs: PipelineInputs) -> Parameters:
+def pipeline_parameters(
+    config: RunConfig, inputs: PipelineInputs, tuning: bool = False
+) -> Parameters:
     """Parameters with the config's values as defaults. Hyperparameters keep their own
-    names (as `earthseg train` takes them) and are strings, as SageMaker passes them."""
-    hyperparameters = {
-        name: json.dumps(value) for name, value in config.train.hyperparameters.model_dump().items()
-    }
+    names (as `earthseg train` takes them) and are strings, as SageMaker passes them; in
+    a tuning, only those not searched, and, when the run is tracked, the MLflow run the
+    trials are children of."""
+    hyperparameters = (
+        static_hyperparameters(config)
+        if tuning
+        else {
+            name: encode(value) for name, value in config.train.hyperparameters.model_dump().items()
+        }
+    )
+    tracked = config.tracking_uri(local=False) is not None
     return Parameters(
         processing_instance=ParameterString(
             "ProcessingInstanceType", config.preprocess.instance_type
@@ -151,6 +173,7 @@ def pipeline_parameters(config: RunConfig, inputs: PipelineInputs) -> Parameters
         hyperparameters={
             name: ParameterString(name, value) for name, value in hyperparameters.items()
         },
+        parent_run=ParameterString(PARENT_RUN_PARAMETER, "") if tuning and tracked else None,
     )
 
 
@@ -162,17 +185,20 @@ def build_pipeline(
     metadata: dict[str, Any],
     *,
     registration: bool = True,
+    tuning: bool = False,
 ) -> Pipeline:
     """The run's SageMaker Pipeline (not yet created or started). Nothing is sent to AWS:
     the definition can be written and reviewed offline (`--dry-run`). `registration`
-    False leaves the Register step out (SageMaker's local mode cannot run one)."""
+    False leaves the Register step out (SageMaker's local mode cannot run one).
+    `tuning`: a Tune step (`tune:`) in place of Train, its best trial's model carried
+    on; an InputError when `tune:` has nothing to search."""
     # The SDK warns, for every job step, that it leaves the job's name to SageMaker: as
     # it should (SageMaker names each execution's jobs), so not worth a user's attention.
     logging.getLogger("sagemaker.core.workflow.utilities").setLevel(logging.ERROR)
     with _roles_checked_by_sagemaker(), sdk_default_region(), warnings.catch_warnings():
         # ... and that under a PipelineSession no job starts: the point of defining.
         warnings.filterwarnings("ignore", "Running within a PipelineSession", UserWarning)
-        return _build(config, inputs, session, role, metadata, registration)
+        return _build(config, inputs, session, role, metadata, registration, tuning)
 
 
 @contextlib.contextmanager
@@ -199,9 +225,10 @@ def _build(
     role: str,
     metadata: dict[str, Any],
     registration: bool,
+    tuning: bool,
 ) -> Pipeline:
     cache = CacheConfig(enable_caching=True, expire_after=CACHE_FOR)
-    parameters = pipeline_parameters(config, inputs)
+    parameters = pipeline_parameters(config, inputs, tuning)
     prepare = ProcessingStep(
         PREPARE,
         step_args=_prepare_args(config, inputs, parameters, session, role),
@@ -214,12 +241,30 @@ def _build(
     ].S3Output.S3Uri
     # Not cached: its checkpoint folder is the execution's own (the image resumes from
     # what it finds there, which must be this training's), and checkpoints are in the key.
-    train = TrainingStep(
-        TRAIN,
-        step_args=_train_args(config, inputs, parameters, session, role, dataset),
-        description="train the U-Net in the training image (spot: resumes from checkpoints)",
-    )
-    model_uri = train.properties.ModelArtifacts.S3ModelArtifacts
+    trainer = _trainer(config, inputs, parameters, session, role, dataset, tuning)
+    channels = training_channels(dataset)
+    training: TrainingStep | TuningStep
+    if tuning:
+        training = TuningStep(
+            TUNE,
+            step_args=run_tuner(config, trainer).tune(inputs=channels),
+            description=f"{config.tune.trials} trainings, {config.tune.parallel} at a time, "
+            f"searching {', '.join(config.tune.ranges)} for the best {config.tune.objective}",
+        )
+        # SageMaker keeps a trial's model where it keeps a training job's (run_trainer).
+        jobs = inputs.root.child(JOBS_FOLDER)
+        model_uri: Any = training.get_top_model_s3_uri(
+            top_k=0, s3_bucket=jobs.bucket, prefix=jobs.key
+        )
+        training_job = training.properties.BestTrainingJob.TrainingJobName
+    else:
+        training = TrainingStep(
+            TRAIN,
+            step_args=trainer.train(input_data_config=channels),
+            description="train the U-Net in the training image (spot: resumes from checkpoints)",
+        )
+        model_uri = training.properties.ModelArtifacts.S3ModelArtifacts
+        training_job = training.properties.TrainingJobName
     test = prepare.properties.ProcessingOutputConfig.Outputs[mounts.TEST_OUTPUT].S3Output.S3Uri
     evaluation_file = PropertyFile(
         name=EVALUATION_PROPERTY_FILE, output_name=mounts.EVALUATION_OUTPUT, path=EVALUATION_FILE
@@ -252,7 +297,7 @@ def _build(
             imagery=JsonGet(
                 step_name=EVALUATE, property_file=evaluation_file, json_path=IMAGERY_JSON_PATH
             ),
-            training_job=train.properties.TrainingJobName,
+            training_job=training_job,
         ),
     }
     register = RegisterModelPackage(
@@ -283,7 +328,7 @@ def _build(
     return Pipeline(
         name=config.name,
         parameters=parameters.all(),
-        steps=[prepare, train, evaluate, check],
+        steps=[prepare, training, evaluate, check],
         sagemaker_session=session,
         pipeline_experiment_config=None,
     )
@@ -330,25 +375,61 @@ def _prepare_args(
     )
 
 
-def _train_args(
+def _trainer(
     config: RunConfig,
     inputs: PipelineInputs,
     parameters: Parameters,
     session: PipelineSession,
     role: str,
     dataset: Any,
-) -> Any:
+    tuning: bool,
+) -> ModelTrainer:
+    """The pipeline's trainer: the run's, with the pipeline's parameters, its checkpoints
+    per execution, and in a tuning the MLflow parent run in the jobs' environment."""
+    environment = config.cloud_environment(dataset)
+    if parameters.parent_run is not None:
+        environment[PARENT_RUN_ENV] = parameters.parent_run
+    if tuning:  # the trials share the checkpoint URI: each keeps its own folder in it
+        environment[CHECKPOINTS_PER_JOB_ENV] = "1"
+    return run_trainer(
+        config,
+        session,
+        role,
+        instance_type=parameters.training_instance,
+        hyperparameters=parameters.hyperparameters,
+        jobs=inputs.root.child(JOBS_FOLDER),
+        checkpoints=per_execution(inputs.root.child("checkpoints")),
+        environment=environment,
+    )
+
+
+def run_trainer(
+    config: RunConfig,
+    session: Session,
+    role: str,
+    *,
+    instance_type: Any,
+    hyperparameters: Mapping[str, Any],
+    jobs: s3.S3Uri,
+    checkpoints: Any,
+    environment: Mapping[str, Any],
+) -> ModelTrainer:
+    """The run's training job as a ModelTrainer: the training image on `train:`'s
+    resources (managed spot when `train.spot`, resuming from `checkpoints` in S3), the
+    package's metric definitions, each job's model under `jobs`/<job name>/output/.
+    Values may be plain or pipeline variables; the data channels are given when it
+    runs (`training_channels`), so one trainer serves a Train step and a tuner alike."""
     from earthseg.contracts.opt_ml import CHECKPOINTS, in_container
 
     resources = config.train
-    trainer = ModelTrainer(
+    return ModelTrainer(
         training_mode=Mode.SAGEMAKER_TRAINING_JOB,
         sagemaker_session=session,
         role=role,
         training_image=str(config.train.image),
         base_job_name=config.name,
         compute=Compute(
-            instance_type=parameters.training_instance,
+            instance_type=instance_type,
             instance_count=resources.instances,
             volume_size_in_gb=resources.volume_size_gb,
             enable_managed_spot_training=resources.spot,
@@ -357,22 +438,28 @@ def _train_args(
             max_runtime_in_seconds=resources.max_run_s,
             max_wait_time_in_seconds=resources.wait_s if resources.spot else None,
         ),
-        output_data_config=OutputDataConfig(s3_output_path=str(inputs.root.child("jobs"))),
+        output_data_config=OutputDataConfig(s3_output_path=str(jobs)),
         checkpoint_config=CheckpointConfig(
-            s3_uri=per_execution(inputs.root.child("checkpoints")),
-            local_path=in_container(CHECKPOINTS),
+            s3_uri=checkpoints, local_path=in_container(CHECKPOINTS)
         ),
-        hyperparameters=dict(parameters.hyperparameters),
-        input_data_config=[
-            InputData(channel_name=name, data_source=Join(on="/", values=[dataset, name]))
-            for name in REQUIRED
-        ],
+        hyperparameters=dict(hyperparameters),
         training_input_mode="File",
-        environment=config.cloud_environment(dataset),
+        environment=dict(environment),
     ).with_metric_definitions(
         [MetricDefinition(name=item["Name"], regex=item["Regex"]) for item in METRIC_DEFINITIONS]
     )
-    return trainer.train()
+
+
+def training_channels(dataset: Any) -> list[InputData]:
+    """The channels a training job reads: `dataset`/<channel> for each required channel
+    (`dataset`: an S3 folder, or the pipeline's variable holding one)."""
+
+    def source(name: str) -> Any:
+        if isinstance(dataset, str):
+            return f"{dataset.rstrip('/')}/{name}"
+        return Join(on="/", values=[dataset, name])
+
+    return [InputData(channel_name=name, data_source=source(name)) for name in REQUIRED]
 
 
 def _evaluate_args(

@@ -20,6 +20,7 @@ REFERENCE = re.compile(r"^Steps\.([A-Za-z0-9_-]+)")
 COLOURS = {
     "Processing": "#dbe9f6",
     "Training": "#fde2c8",
+    "Tuning": "#fcd0a1",
     "Condition": "#eeeeee",
     "RegisterModel": "#d9f2d9",
     "Fail": "#f8d0d0",
@@ -186,21 +187,30 @@ def _references(value: Any) -> set[str]:
 
 
 def _detail(step: dict[str, Any]) -> str:
-    """One line under a step's name: its image (repository) and command, or a
-    condition's comparison."""
+    """One line under a step's name: its image (repository) and command, or a tuning's
+    trials, or a condition's comparison."""
     arguments = step.get("Arguments", {})
     if step.get("Type") == "Condition":
         return "\n".join(_comparison(item) for item in arguments.get("Conditions", []))
     containers = arguments.get("InferenceSpecification", {}).get("Containers") or [{}]
+    trials = arguments.get("HyperParameterTuningJobConfig", {}).get("ResourceLimits", {})
     image = (
         arguments.get("AppSpecification", {}).get("ImageUri")
         or arguments.get("AlgorithmSpecification", {}).get("TrainingImage")
+        or arguments.get("TrainingJobDefinition", {})
+        .get("AlgorithmSpecification", {})
+        .get("TrainingImage")
         or containers[0].get("Image")
     )
     command = (arguments.get("AppSpecification", {}).get("ContainerArguments") or [""])[0]
     if not isinstance(image, str):
         return ""
     repository = image.rsplit("/", 1)[-1].split(":")[0].split("@")[0]
+    if trials:
+        return (
+            f"{repository}\n{trials.get('MaxNumberOfTrainingJobs')} trials, "
+            f"{trials.get('MaxParallelTrainingJobs')} at a time"
+        )
     return f"{repository} {command}".strip()
 
 

@@ -3,10 +3,17 @@ name, an execution started and followed step by step, and, when it ends, its res
 brought into the run folder (dataset manifest, model and card, training metrics and
 figures, evaluation, masks) and reported on as a local run is.
 
+`earthseg tune` runs the same pipeline with a Tune step (a SageMaker tuning job over
+`tune:`) in place of Train: the best trial's model is the one evaluated and registered,
+and the trials come home as a leaderboard (run folder's tuning/). When the run is
+tracked, the launcher opens one MLflow run that every trial's run is a child of, and
+closes it when the execution ends.
+
 The laptop need not stay awake: `--no-wait` leaves the execution running, and
 `earthseg pipeline --config run.yaml --follow` (or `--status RUN`) picks it up later.
-Everything lives under `aws.s3`/<name>/: the export as uploaded (export/), and per
-execution the dataset, test scenes, checkpoints and evaluation.
+Everything lives under `aws.s3`/<name>/: the export as uploaded (export/), each training
+job's output (jobs/), and per execution the dataset, test scenes, checkpoints and
+evaluation.
 """
 
 from __future__ import annotations
@@ -33,11 +40,13 @@ if TYPE_CHECKING:
 
     from earthseg.aws.pipeline_definition import PipelineInputs
     from earthseg.pipeline.config import RunConfig
+    from earthseg.tune.parent_run import ParentRun
 
 DEFINITION_FILE = "pipeline.json"  # in the run folder: what goes to SageMaker
 EXECUTION_FILE = "execution.json"  # in the run folder: the execution last started
 EXECUTION_ENDED = ("Succeeded", "Failed", "Stopped")
 POLL_S = jobs.POLL_S
+PARENT_RUN_STATUS = {"Succeeded": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
 
 
 def pipeline_inputs(config: RunConfig) -> PipelineInputs:
@@ -50,9 +59,12 @@ def pipeline_inputs(config: RunConfig) -> PipelineInputs:
     return PipelineInputs(root=root, labels_uri=export.child(LABELS).folder, images_uri=images)
 
 
-def define(config: RunConfig, aws: boto3.Session, *, offline: bool = False) -> Pipeline:
+def define(
+    config: RunConfig, aws: boto3.Session, *, offline: bool = False, tuning: bool = False
+) -> Pipeline:
     """The run's Pipeline object, on a PipelineSession of `aws` (`offline`: no AWS call at
-    all, the image digests left out of the registered versions' metadata)."""
+    all, the image digests left out of the registered versions' metadata; `tuning`: a
+    Tune step in place of Train)."""
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
     from earthseg.aws.pipeline_definition import build_pipeline
@@ -64,7 +76,12 @@ def define(config: RunConfig, aws: boto3.Session, *, offline: bool = False) -> P
         default_bucket_prefix=inputs.root.key or None,
     )
     return build_pipeline(
-        config, inputs, session, str(config.role), lineage(config, None if offline else aws)
+        config,
+        inputs,
+        session,
+        str(config.role),
+        lineage(config, None if offline else aws),
+        tuning=tuning,
     )
 
 
@@ -120,14 +137,22 @@ def run_on_sagemaker(
     *,
     dry_run: bool = False,
     wait: bool = True,
+    tuning: bool = False,
     say: Callable[[str], None] = print,
 ) -> Path | None:
     """`earthseg pipeline --config run.yaml`: define, upload the export, upsert, start,
-    follow, fetch, report. Returns the report's folder (None: not waited for)."""
+    follow, fetch, report. Returns the report's folder (None: not waited for).
+    `tuning` (`earthseg tune`): a Tune step in place of Train, its trials children of one
+    MLflow run when the run is tracked."""
+    from earthseg.aws.pipeline_definition import PARENT_RUN_PARAMETER
     from earthseg.aws.registry import ensure_group
     from earthseg.aws.session import open_session
 
     config.require_cloud()
+    if tuning:
+        from earthseg.aws.tuning import check_tuning
+
+        check_tuning(config.tune)
     folder = Path(config.folder)
     if config.detect.enabled:
         say(
@@ -136,19 +161,24 @@ def run_on_sagemaker(
         )
     if dry_run:
         pipeline = define(
-            config, boto3.Session(region_name=config.aws.region or "us-east-1"), offline=True
+            config,
+            boto3.Session(region_name=config.aws.region or "us-east-1"),
+            offline=True,
+            tuning=tuning,
         )
         path = write_definition(json.loads(pipeline.definition()), folder)
         say(f"pipeline {config.name}: definition written to {path} (nothing was sent to AWS)")
         return None
     aws = open_session(config.aws.region, config.aws.profile)
     account_id(aws)  # missing or refused credentials fail before anything is uploaded
-    pipeline = define(config, aws)
+    pipeline = define(config, aws, tuning=tuning)
     definition = json.loads(pipeline.definition())
     path = write_definition(definition, folder)
     upload_export(config, aws, say)
     ensure_group(aws, config.model_package_group, f"models of earthseg run {config.name}")
     existing = deployed_definition(aws, config.name)
+    parent = open_parent_run(config, say) if tuning else parent_run(config, say)
+    own = {PARENT_RUN_PARAMETER: parent.run_id} if parent.run_id else {}
     try:
         if existing is not None and same_steps(existing, definition):
             # What changed between runs are parameter values: the pipeline stays as it
@@ -156,11 +186,12 @@ def run_on_sagemaker(
             values = changed_parameters(existing, definition)
             shown = ", ".join(f"{key}={value}" for key, value in values.items()) or "the defaults"
             say(f"pipeline {config.name}: unchanged; this execution runs with {shown}")
-            execution = pipeline.start(parameters=values or None)
+            execution = pipeline.start(parameters={**values, **own} or None)
         else:
             pipeline.upsert(role_arn=str(config.role), description=f"earthseg run {config.name}")
-            execution = pipeline.start()
+            execution = pipeline.start(parameters=own or None)
     except ClientError as error:
+        parent.finish((), None, config.tune.objective, None, "FAILED")
         raise jobs.refused(error, f"pipeline {config.name}") from None
     arn = str(execution.arn)
     _remember(folder, arn)
@@ -211,16 +242,88 @@ def changed_parameters(deployed: dict[str, Any], wanted: dict[str, Any]) -> dict
     }
 
 
+def parent_run(config: RunConfig, say: Callable[[str], None] = print) -> ParentRun:
+    """The tuning's MLflow run (earthseg.tune.parent_run), not yet opened: nothing when
+    the run is not tracked; a warning, and the trials tracked without a parent, when the
+    store cannot be reached from here."""
+    from earthseg.tune.parent_run import ParentRun
+
+    return ParentRun(config.tracking_uri(local=False), config.experiment, say)
+
+
+def open_parent_run(config: RunConfig, say: Callable[[str], None] = print) -> ParentRun:
+    """`parent_run`, opened with the tuning's settings as its params."""
+    tune = config.tune
+    parent = parent_run(config, say)
+    parent.start(
+        f"{config.name} tuning",
+        {
+            "trials": tune.trials,
+            "parallel": tune.parallel,
+            "objective": tune.objective,
+            "early_stopping": tune.early_stopping,
+            "ranges": {
+                name: item.model_dump(exclude_none=True) for name, item in tune.ranges.items()
+            },
+            "warm_start": tune.warm_start,
+        },
+    )
+    if parent.run_id is not None:
+        say(f"MLflow run {parent.run_id}: the tuning's trials are its children")
+    return parent
+
+
+def execution_parent_run(aws: boto3.Session, arn: str) -> str | None:
+    """The MLflow run id execution `arn`'s trials are children of (None: none)."""
+    from earthseg.aws.pipeline_definition import PARENT_RUN_PARAMETER
+
+    client = aws.client("sagemaker")
+    given = call(client, "list_pipeline_parameters_for_execution", PipelineExecutionArn=arn)
+    values = {item["Name"]: item["Value"] for item in given.get("PipelineParameters", [])}
+    return values.get(PARENT_RUN_PARAMETER) or None
+
+
+def finish_parent_run(
+    config: RunConfig, parent: ParentRun, leaderboard: Path | None, status: str
+) -> None:
+    """The tuning's outcome on its MLflow run (each trial's run tagged, the best, the
+    leaderboard), and the run closed as the execution ended (`status`: SageMaker's)."""
+    from earthseg.tune.leaderboard import read_leaderboard
+
+    board = read_leaderboard(leaderboard) if leaderboard is not None else None
+    trials = board.trials if board is not None else ()
+    for trial in trials:
+        parent.close_trial(trial)
+    parent.finish(
+        trials,
+        board.best if board is not None else None,
+        config.tune.objective,
+        leaderboard,
+        PARENT_RUN_STATUS.get(status, "FAILED"),
+    )
+
+
 def follow_and_fetch(
     config: RunConfig, aws: boto3.Session, arn: str | None, say: Callable[[str], None] = print
 ) -> Path:
     """Follow execution `arn` (None: the one this run folder started last, else the
-    pipeline's latest) to its end, then bring its results home and write the report."""
+    pipeline's latest) to its end, then bring its results home and write the report.
+    A tuning's MLflow run gets its outcome and is closed as the execution ended."""
+    from earthseg.aws.pipeline_definition import TUNE
+
     arn = arn or _remembered(Path(config.folder)) or latest_execution(aws, config.name)
     description = follow_execution(aws, arn, say)
-    steps = execution_steps(aws, arn)
-    report = fetch_results(config, aws, step_results(aws, steps), say)
     status = description["PipelineExecutionStatus"]
+    steps = execution_steps(aws, arn)
+    results = step_results(aws, steps)
+    parent = parent_run(config, say)
+    parent.run_id = execution_parent_run(aws, arn)
+    leaderboard = None
+    try:
+        report = fetch_results(config, aws, results, say, parent_run=parent.run_id)
+        leaderboard = RunLayout(Path(config.folder)).tuning if TUNE in results else None
+    finally:
+        finish_parent_run(config, parent, leaderboard, status)
     if status != "Succeeded":
         raise InputError(
             f"pipeline execution {arn}",
@@ -311,18 +414,30 @@ def status_lines(aws: boto3.Session, name: str) -> list[str]:
 
 
 def step_results(aws: boto3.Session, steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The job description (Describe*Job) behind each step that succeeded, by step name."""
+    """The job description (Describe*Job) behind each step that succeeded, by step name.
+    A Tune step gives its tuning job's (DescribeHyperParameterTuningJob) however it ended,
+    for the leaderboard of its trials, and its best trial's DescribeTrainingJob as
+    Train's: the model carried on, as a training's is."""
+    from earthseg.aws.pipeline_definition import TRAIN
+
     client = aws.client("sagemaker")
     results = {}
+    kinds = (  # step metadata, Describe* call, its name argument
+        ("ProcessingJob", "processing_job", "ProcessingJobName"),
+        ("TrainingJob", "training_job", "TrainingJobName"),
+        ("TuningJob", "hyper_parameter_tuning_job", "HyperParameterTuningJobName"),
+    )
     for step in steps:
         metadata = step.get("Metadata", {})
-        if step.get("StepStatus") != "Succeeded":
-            continue
-        for kind, api in (("ProcessingJob", "processing_job"), ("TrainingJob", "training_job")):
-            if kind in metadata:
-                name = str(metadata[kind]["Arn"]).rsplit("/", 1)[-1]
-                key = f"{kind}Name"
-                results[step["StepName"]] = dict(call(client, f"describe_{api}", **{key: name}))
+        succeeded = step.get("StepStatus") == "Succeeded"
+        for kind, api, key in kinds:
+            if kind not in metadata or not (succeeded or kind == "TuningJob"):
+                continue
+            name = str(metadata[kind]["Arn"]).rsplit("/", 1)[-1]
+            results[step["StepName"]] = dict(call(client, f"describe_{api}", **{key: name}))
+            if kind == "TuningJob" and succeeded:
+                best = results[step["StepName"]]["BestTrainingJob"]["TrainingJobName"]
+                results[TRAIN] = dict(call(client, "describe_training_job", TrainingJobName=best))
     return results
 
 
@@ -331,14 +446,21 @@ def fetch_results(
     aws: boto3.Session,
     results: dict[str, dict[str, Any]],
     say: Callable[[str], None] = print,
+    *,
+    parent_run: str | None = None,
 ) -> Path:
     """The finished steps' outputs into the run folder, and the report written from them.
     `results`: each finished step's job description (DescribeProcessingJob,
-    DescribeTrainingJob), as SageMaker or a local pipeline execution gives them."""
-    from earthseg.aws.pipeline_definition import EVALUATE, PREPARE, TRAIN
+    DescribeTrainingJob, DescribeHyperParameterTuningJob), as SageMaker or a local
+    pipeline execution gives them (`step_results`). A tuning's trials become the
+    leaderboard, each linked to its MLflow run when `parent_run` names their parent."""
+    from earthseg.aws.pipeline_definition import EVALUATE, PREPARE, TRAIN, TUNE
     from earthseg.contracts import processing as mounts
 
     layout = RunLayout(Path(config.folder))
+    tuning = None
+    if TUNE in results:
+        tuning = fetch_leaderboard(config, aws, results[TUNE], parent_run, say)
     downloads = layout.root / "downloads"
     test = layout.root / "test"
     if PREPARE in results:
@@ -365,10 +487,52 @@ def fetch_results(
         _download_prefix(aws, outputs[mounts.EVALUATION_OUTPUT], evaluation)
         _masks_as_predictions(evaluation, layout.predictions)
         say(f"evaluation and masks: {evaluation}, {layout.predictions}")
-    return _report(config, layout, test)
+    return _report(config, layout, test, tuning)
 
 
-def _report(config: RunConfig, layout: RunLayout, test: Path) -> Path:
+def fetch_leaderboard(
+    config: RunConfig,
+    aws: boto3.Session,
+    tuning_job: dict[str, Any],
+    parent_run: str | None,
+    say: Callable[[str], None] = print,
+) -> Path:
+    """The trials of `tuning_job` (its DescribeHyperParameterTuningJob) as the run's
+    leaderboard, in the run folder's tuning/; the folder."""
+    from earthseg.aws.tuning import list_trials, trial, trial_runs
+    from earthseg.train.tracking import one_line, public_uri
+    from earthseg.tune.leaderboard import write_leaderboard
+
+    name = str(tuning_job["HyperParameterTuningJobName"])
+    client = aws.client("sagemaker")
+    uri = config.tracking_uri(local=False)
+    runs: dict[str, str] = {}
+    if uri is not None and parent_run is not None:
+        try:
+            runs = trial_runs(uri, parent_run)
+        except Exception as error:  # the leaderboard goes on without the links
+            say(
+                f"warning: the trials' MLflow runs at {public_uri(uri)} cannot be read "
+                f"({one_line(error)}); the leaderboard leaves them out"
+            )
+    trials = []
+    for summary in list_trials(aws, name):
+        job = str(summary["TrainingJobName"])
+        description = call(client, "describe_training_job", TrainingJobName=job)
+        row = trial(summary, description, runs.get(job))
+        if row is not None:
+            trials.append(row)
+    folder = RunLayout(Path(config.folder)).tuning
+    write_leaderboard(folder, trials, config.tune.objective, config.tune.maximize)
+    best = tuning_job.get("BestTrainingJob", {}).get("TrainingJobName", "none")
+    say(
+        f"tuning job {name}: {len(trials)} trials, the best {best}; leaderboard in {folder} "
+        f"(a later tuning learns from this one with tune: {{warm_start: [{name}]}})"
+    )
+    return folder
+
+
+def _report(config: RunConfig, layout: RunLayout, test: Path, tuning: Path | None) -> Path:
     from earthseg.contracts.evaluation import SCENES, TEST_LABELS
     from earthseg.contracts.manifest import MANIFEST
     from earthseg.contracts.model_card import MODEL_CARD
@@ -391,6 +555,7 @@ def _report(config: RunConfig, layout: RunLayout, test: Path) -> Path:
         history_csv=None,
         training_figures=layout.training if layout.training.is_dir() else None,
         title=f"earthseg run {config.name} (SageMaker Pipeline)",
+        tuning=tuning,
     )
     return layout.report
 

@@ -1,4 +1,5 @@
-"""`earthseg pipeline`: the whole chain from an export, as a SageMaker Pipeline or locally."""
+"""`earthseg pipeline` and `earthseg tune`: the whole chain from an export, as a SageMaker
+Pipeline or locally; `tune` with its training a hyperparameter tuning over `tune:`."""
 
 from __future__ import annotations
 
@@ -20,8 +21,27 @@ def add_commands(commands: Any) -> None:
         "local containers, resumably. run.yaml at the repository root documents every "
         "option.",
     )
-    pipeline.add_argument("--config", type=Path, help="the run's YAML file")
-    where = pipeline.add_mutually_exclusive_group()
+    _run_options(pipeline, "pipeline")
+    pipeline.set_defaults(run=run_pipeline, tuning=False)
+    tune = commands.add_parser(
+        "tune",
+        help="the whole chain with its training tuned: trials searching run.yaml's tune: "
+        "ranges (on SageMaker a tuning job, Bayesian; with --local Optuna), the best "
+        "trial's model evaluated and registered",
+        description="As `earthseg pipeline`, with a hyperparameter tuning in place of the "
+        "training: `tune.trials` trainings, `tune.parallel` at a time, on values drawn from "
+        "`tune.ranges`, compared by `tune.objective`. The best trial's model goes on to "
+        "evaluation and registration; the trials come home as a leaderboard (run folder's "
+        "tuning/, and in the report), each an MLflow run under one parent when the run is "
+        "tracked.",
+    )
+    _run_options(tune, "tune")
+    tune.set_defaults(run=run_pipeline, tuning=True)
+
+
+def _run_options(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--config", type=Path, help="the run's YAML file")
+    where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--local",
         action="store_true",
@@ -36,7 +56,7 @@ def add_commands(commands: Any) -> None:
     where.add_argument(
         "--no-wait",
         action="store_true",
-        help="start the execution and return (follow it later with --follow)",
+        help=f"start the execution and return (follow it later with earthseg {command} --follow)",
     )
     where.add_argument(
         "--follow",
@@ -48,9 +68,8 @@ def add_commands(commands: Any) -> None:
         metavar="RUN",
         help="print the latest execution of pipeline RUN, step by step (no config needed)",
     )
-    pipeline.add_argument("--region", help="AWS region, with --status (default: the AWS config's)")
-    pipeline.add_argument("--profile", help="AWS profile, with --status")
-    pipeline.set_defaults(run=run_pipeline)
+    parser.add_argument("--region", help="AWS region, with --status (default: the AWS config's)")
+    parser.add_argument("--profile", help="AWS profile, with --status")
 
 
 def run_pipeline(args: argparse.Namespace) -> None:
@@ -63,15 +82,19 @@ def run_pipeline(args: argparse.Namespace) -> None:
         return
     if args.config is None:
         raise InputError("--config", "is missing", "give the run's YAML file (or --status RUN)")
-    if args.local:
-        from earthseg.pipeline.stages import run_config
-
-        print(f"open the report: {run_config(args.config) / 'report.html'}")
-        return
-    from earthseg.aws.pipeline_run import follow_and_fetch, run_on_sagemaker
     from earthseg.pipeline.config import load_config
 
     config = load_config(args.config)
+    if args.tuning:
+        config.tune.require_ranges()  # before anything is built, uploaded or started
+    if args.local:
+        from earthseg.pipeline.stages import run_config
+
+        folder = run_config(args.config, tuning=args.tuning)
+        print(f"open the report: {folder / 'report.html'}")
+        return
+    from earthseg.aws.pipeline_run import follow_and_fetch, run_on_sagemaker
+
     if args.follow:
         from earthseg.aws.session import open_session
 
@@ -79,6 +102,8 @@ def run_pipeline(args: argparse.Namespace) -> None:
         aws = open_session(config.aws.region, config.aws.profile)
         report: Path | None = follow_and_fetch(config, aws, None)
     else:
-        report = run_on_sagemaker(config, dry_run=args.dry_run, wait=not args.no_wait)
+        report = run_on_sagemaker(
+            config, dry_run=args.dry_run, wait=not args.no_wait, tuning=args.tuning
+        )
     if report is not None:
         print(f"open the report: {report / 'report.html'}")

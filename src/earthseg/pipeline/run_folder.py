@@ -116,6 +116,11 @@ class RunLayout:
         return self.root / "training"
 
     @property
+    def tuning(self) -> Path:
+        """A tuning's study, trials and leaderboard (`earthseg tune --local`)."""
+        return self.root / "tuning"
+
+    @property
     def predictions(self) -> Path:
         return self.root / "predictions"
 

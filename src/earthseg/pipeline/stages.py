@@ -4,9 +4,12 @@ run on this machine.
 [fetch ->] preprocess -> train -> deploy -> invoke [-> detect] -> report, with the same
 images in local containers (earthseg.pipeline.backends.local) or on the host. The run
 folder keeps what finished (earthseg.pipeline.run_folder): on a rerun finished stages
-are skipped unless something they depend on changed. On SageMaker the same chain is a
-SageMaker Pipeline (earthseg.aws.pipeline_definition), whose results come into the same
-run folder layout.
+are skipped unless something they depend on changed. `earthseg tune --local` runs the
+same chain with a `tune` stage in place of `train`: many trainings (earthseg.tune.local),
+the best one's model and reports left where a training leaves its own, so that the
+stages after it cannot tell the difference; the report adds the trials' leaderboard.
+On SageMaker the same chain is a SageMaker Pipeline (earthseg.aws.pipeline_definition),
+whose results come into the same run folder layout.
 """
 
 from __future__ import annotations
@@ -29,21 +32,29 @@ from earthseg.serve.scene import save_scene
 STAGE_MARKER = ".earthseg-stage"  # which invoke stage the predictions belong to
 
 
-def run_config(path: Path, say: Callable[[str], None] = print) -> Path:
+def run_config(path: Path, say: Callable[[str], None] = print, tuning: bool = False) -> Path:
     """`earthseg pipeline --config PATH --local`: load the config, run (or resume) it in
     local containers (or on the host); return the report's folder. On SageMaker the chain
-    is a SageMaker Pipeline instead (earthseg.aws.pipeline_run)."""
+    is a SageMaker Pipeline instead (earthseg.aws.pipeline_run). `tuning`: `earthseg
+    tune --local`, the training tuned by the config's `tune:` section."""
     from earthseg.pipeline.backends.local import LocalBackend
 
     config = load_config(path)
+    if tuning:
+        config.tune.require_ranges()
     folder = RunFolder(config.folder)
-    return run_pipeline(config, LocalBackend(config, folder, say), folder, say)
+    return run_pipeline(config, LocalBackend(config, folder, say), folder, say, tuning)
 
 
 def run_pipeline(
-    config: RunConfig, backend: Backend, folder: RunFolder, say: Callable[[str], None] = print
+    config: RunConfig,
+    backend: Backend,
+    folder: RunFolder,
+    say: Callable[[str], None] = print,
+    tuning: bool = False,
 ) -> Path:
-    """Run (or resume) every stage in `folder`; return the report's folder."""
+    """Run (or resume) every stage in `folder`; return the report's folder. `tuning`:
+    a `tune` stage trains the model instead of `train`."""
     layout = RunLayout(folder.root)
     _keep_config(config, folder.root)
 
@@ -88,11 +99,17 @@ def run_pipeline(
         outputs = backend.train(dataset, layout.model, layout.training)
         return {"model": str(layout.model), **outputs, "threshold": _threshold(layout.model)}
 
-    train_digest, trained = stage(
-        "train",
-        [prep_digest, backend.images.get("train"), config.train.model_dump(mode="json")],
-        train,
-    )
+    def tune(stage_digest: str) -> dict[str, Any]:
+        outputs = backend.tune(dataset, layout.model, layout.training, layout.tuning, stage_digest)
+        return {"model": str(layout.model), **outputs, "threshold": _threshold(layout.model)}
+
+    train_depends = [prep_digest, backend.images.get("train"), config.train.model_dump(mode="json")]
+    if tuning:
+        train_digest, trained = stage(
+            "tune", [*train_depends, config.tune.model_dump(mode="json")], tune
+        )
+    else:
+        train_digest, trained = stage("train", train_depends, train)
     scenes = test_scenes(layout.dataset, images)
     invoke_depends = [
         train_digest,
@@ -128,7 +145,8 @@ def run_pipeline(
             detection,
         )
         report_depends.append(detect_digest)
-    stage("report", report_depends, lambda _: _report(config, layout, images, labels))
+    tuned = layout.tuning if tuning else None
+    stage("report", report_depends, lambda _: _report(config, layout, images, labels, tuned))
     return layout.report
 
 
@@ -243,7 +261,9 @@ def predict_scenes(
     return {"scenes": len(scenes), "predictions": str(out)}
 
 
-def _report(config: RunConfig, layout: RunLayout, images: Path, labels: Path) -> dict[str, Any]:
+def _report(
+    config: RunConfig, layout: RunLayout, images: Path, labels: Path, tuning: Path | None
+) -> dict[str, Any]:
     from earthseg.report import write_report
 
     summary = write_report(
@@ -259,6 +279,7 @@ def _report(config: RunConfig, layout: RunLayout, images: Path, labels: Path) ->
         title=f"earthseg run {config.name}",
         fetch_record=None if config.export.images else layout.imagery / FETCH_RECORD,
         detection=layout.detection if config.detect.enabled else None,
+        tuning=tuning,
     )
     pooled = summary.pooled
     scores = {

@@ -1,6 +1,7 @@
 """The report a run ends with: one folder holding the test scenes' scores, their figures
 and predicted masks, the training job's curves and scores, and the digests that tie them
-to the dataset and the model, as report.md and a self-contained report.html.
+to the dataset and the model, as report.md and a self-contained report.html; after a
+tuning, its leaderboard too.
 
 The folder appears only complete (built beside it, then moved in, report.md last); a
 folder holding an earlier report is replaced, one holding anything else is refused.
@@ -35,6 +36,7 @@ from earthseg.report.inputs import (
     scene_labels,
 )
 from earthseg.report.scores import Confusion, format_ratio, pooled, score_mask, write_scores
+from earthseg.report.tuning import tuning_blocks
 from earthseg.train.report import CURVES, PANELS, plot_curves
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ def write_report(
     title: str = DEFAULT_TITLE,
     fetch_record: Path | None = None,
     detection: Path | None = None,
+    tuning: Path | None = None,
 ) -> ReportSummary:
     """Score the manifest's test scenes' predictions and write the report into `out_dir`.
 
@@ -83,7 +86,8 @@ def write_report(
     history.csv (curves are redrawn from it) and its output folder (training_curves.png,
     predictions.png are copied when there). `fetch_record`: the fetch.json of the
     scenes, when `earthseg fetch` made them (the scenes it left out are listed).
-    `detection`: an `earthseg detect` output folder, reported last.
+    `detection`: an `earthseg detect` output folder, reported last. `tuning`: the folder
+    of a tuning's leaderboard (earthseg.tune.leaderboard), when a tuning chose the model.
     """
     out_dir, manifest, model_card = Path(out_dir), Path(manifest), Path(model_card)
     _check_out_dir(out_dir)
@@ -120,7 +124,8 @@ def write_report(
             training_files=frozenset(training_files),
             left_out=left_out,
         )
-        blocks = report_blocks(facts)
+        tuned = tuning_blocks(Path(tuning), partial) if tuning is not None else []
+        blocks = report_blocks(facts, tuned)
         if detection is not None:
             from earthseg.report.detection import detection_blocks
 

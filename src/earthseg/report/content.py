@@ -4,6 +4,7 @@ data were (digests), so a number in the report can be traced to its inputs."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from earthseg.contracts.channels import TEST
@@ -43,13 +44,15 @@ class ReportFacts:
     left_out: tuple[SkippedScene, ...] = ()  # events `earthseg fetch` found no scene for
 
 
-def report_blocks(facts: ReportFacts) -> list[Block]:
-    """The report's blocks, from the summary to the provenance."""
+def report_blocks(facts: ReportFacts, tuning: Sequence[Block] = ()) -> list[Block]:
+    """The report's blocks, from the summary to the provenance; `tuning` (how the model
+    was chosen among many trainings) follows the training."""
     return [
         *_summary(facts),
         *_scores(facts),
         *_scenes(facts),
         *_training(facts),
+        *tuning,
         *_provenance(facts),
     ]
 

@@ -29,6 +29,15 @@ class Backend(Protocol):
         (metrics.json, figures) to `training`."""
         ...
 
+    def tune(
+        self, dataset: dict[str, Any], model: Path, training: Path, tuning: Path, key: str
+    ) -> dict[str, Any]:
+        """Tune the training on the dataset (config.tune): the trials, their study and
+        leaderboard in `tuning`; the best trial's model to `model` and its reports to
+        `training`, as `train` leaves them. `key` names the tuning's inputs: a tuning
+        of the same key in `tuning` is resumed, another one replaced."""
+        ...
+
     def deploy(self, trained: dict[str, Any]) -> AbstractContextManager[ScenePredictor]:
         """Serve the model for as long as the context lasts."""
         ...

@@ -7,13 +7,18 @@ port, predicting over HTTP. Without a Docker engine (`local.docker: never`, or `
 with none answering) the same library code runs on this machine without containers
 instead, and says so.
 
+Tuning (`earthseg tune --local`) trains many jobs, the run's training job with other
+hyperparameters, driven by Optuna (earthseg.tune.local); the best one's model and
+reports take the place of a single training's.
+
 Training is tracked in MLflow (`tracking:`; by default the store `mlflow.db` in the runs
 folder). A SQLite store is a file a job in a container cannot open, and its artifacts
 are paths on this machine: so for the job's duration an `mlflow server` on this machine
 serves the store, artifacts proxied into `mlartifacts/` beside it, and the job logs over
 HTTP, in a container as on the host. The server listens on 127.0.0.1 for a job on the
-host, and on the gateway of the SDK local mode's network (`sagemaker-local`, a bridge)
-for a job in a container, which reaches this machine there and nowhere else.
+host or on the host's network (a tuning's trials), and on the gateway of the SDK local
+mode's network (`sagemaker-local`, a bridge) for a job in local mode, which reaches this
+machine there and nowhere else.
 """
 
 from __future__ import annotations
@@ -71,7 +76,9 @@ class LocalBackend:
             if self.docker
             else {}
         )
-        if not self.docker:
+        if wanted == "never":
+            say("local.docker: never: every stage runs on this machine without containers")
+        elif not self.docker:
             say(
                 "no Docker engine: every stage runs on this machine without containers "
                 "(`make docker` as root installs and starts one)"
@@ -93,7 +100,7 @@ class LocalBackend:
 
     def train(self, dataset: dict[str, Any], model: Path, training: Path) -> dict[str, Any]:
         channels = channel_folders(Path(dataset["dataset"]))
-        with self._job_environment(str(Path(dataset["dataset"]).resolve())) as environment:
+        with self.job_environment(str(Path(dataset["dataset"]).resolve())) as environment:
             if self.docker:
                 artifacts = self._train_in_container(channels, environment)
                 extract(artifacts / "model.tar.gz", model)
@@ -103,11 +110,45 @@ class LocalBackend:
         tracked = read_model_card(model).tracking
         return {"mlflow_run_id": tracked.run_id} if tracked else {}
 
+    def tune(
+        self, dataset: dict[str, Any], model: Path, training: Path, tuning: Path, key: str
+    ) -> dict[str, Any]:
+        from earthseg.tune.leaderboard import FAILED, PRUNED
+        from earthseg.tune.local import TuningJob, tune
+
+        folder = Path(dataset["dataset"])
+        with self.job_environment(str(folder.resolve()), "tune", host_network=True) as environment:
+            job = TuningJob(
+                name=self.config.name,
+                channels=channel_folders(folder),
+                hyperparameters=self.config.train.hyperparameters,
+                environment=environment,
+                experiment=self.config.experiment,
+                image=self.config.local.train_image if self.docker else None,
+            )
+            result = tune(self.config.tune, job, tuning, key, self.say)
+        _replace_with_copy(result.best_folder / MODEL, model)
+        _replace_with_copy(result.best_folder / OUTPUT_DATA, training)
+        best = result.best
+        outputs = {
+            "trials": len(result.trials),
+            "pruned": result.count(PRUNED),
+            "failed": result.count(FAILED),
+            "best trial": best.name,
+            result.objective: None if best.objective is None else round(best.objective, 4),
+            "mlflow_run_id": best.mlflow_run_id,
+            "mlflow_parent_run_id": result.mlflow_parent_run_id,
+        }
+        return {name: value for name, value in outputs.items() if value is not None}
+
     @contextmanager
-    def _job_environment(self, dataset: str) -> Iterator[dict[str, str]]:
-        """The training job's environment (dataset location, tracking) for as long as the
-        job runs; a SQLite store served meanwhile (see the module's docstring). A server
-        that does not start is a warning: the job trains untracked."""
+    def job_environment(
+        self, dataset: str, stage: str = "train", host_network: bool = False
+    ) -> Iterator[dict[str, str]]:
+        """The training jobs' environment (dataset location, tracking) for as long as
+        they run; a SQLite store served meanwhile (see the module's docstring). A server
+        that does not start is a warning: the jobs train untracked. `host_network`: the
+        jobs' containers run on the host's network (a tuning's trials), not local mode's."""
         uri = self.config.tracking_uri(local=True)
         experiment = self.config.experiment
         if uri is None or sqlite_file(uri) is None:
@@ -115,12 +156,13 @@ class LocalBackend:
             return
         with ExitStack() as stack:
             try:
-                host = _local_mode_gateway() if self.docker else "127.0.0.1"
+                local_mode = self.docker and not host_network
+                host = _local_mode_gateway() if local_mode else "127.0.0.1"
                 log_file = self.folder.logs / TRACKING_SERVER_LOG
                 url: str | None = stack.enter_context(serve_store(uri, log_file, host))
             except Exception as error:  # no server, no engine, no network: train untracked
                 self.say(
-                    f"train: warning: cannot serve the tracking store {uri} ({error}); "
+                    f"{stage}: warning: cannot serve the tracking store {uri} ({error}); "
                     "training goes on without tracking"
                 )
                 url = None
