@@ -38,6 +38,7 @@ def test_help_lists_every_subcommand_with_its_purpose() -> None:
         "pipeline",
         "tune",
         "push",
+        "doctor",
     }
     for command in commands:
         assert command.help and len(command.help) > 20

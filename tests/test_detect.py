@@ -188,6 +188,7 @@ def test_detect_through_a_sagemaker_transform_job_asks_for_probabilities(
         "detect", "--scenes", "s3://earthseg-test/scenes/", "--transform", image,
         "--model", "s3://earthseg-test/model/model.tar.gz", "--out", str(tmp_path),
         "--role", "arn:aws:iam::123456789012:role/earthseg-sagemaker",
+        "--instance-type", "ml.g5.xlarge", "--ami-version", "al2-ami-sagemaker-batch-gpu-470",
     ])  # fmt: skip
     assert code == 1
     (model,) = aws_env.received("CreateModel")
@@ -197,6 +198,7 @@ def test_detect_through_a_sagemaker_transform_job_asks_for_probabilities(
         "s3://earthseg-test/scenes"
     )
     assert job["TransformOutput"]["Accept"] == "image/tiff"
+    assert job["TransformResources"]["TransformAmiVersion"] == "al2-ami-sagemaker-batch-gpu-470"
     record = json.loads((tmp_path / "detect.json").read_text())
     assert [f["scene"] for f in record["failures"]] == ["dust_2024-05-01", "dust_2024-05-03"]
     assert all("no answer from the transform job" in f["reason"] for f in record["failures"])
@@ -215,3 +217,6 @@ def test_transform_options_without_transform_are_refused(
     serve = "earthseg-serve:cpu"
     assert cli([*args, "--out", str(tmp_path), "--transform", serve]) == 2  # local paths
     assert "add --local" in capsys.readouterr().err
+    local = [*args, "--out", str(tmp_path), "--transform", serve, "--local"]
+    assert cli([*local, "--ami-version", "al2-ami-sagemaker-batch-gpu-535"]) == 2
+    assert "--ami-version: picks a SageMaker host" in capsys.readouterr().err

@@ -5,6 +5,7 @@
 #   docker run IMAGE preprocess [ARGS]   SageMaker Processing -> earthseg preprocess [ARGS]
 #   docker run IMAGE prepare [ARGS]      the pipeline's Prepare step (Processing)
 #                                        -> earthseg prepare [ARGS]
+#   docker run IMAGE doctor [--json]     does this host's GPU fit the image -> earthseg doctor
 #   docker run IMAGE COMMAND [ARGS]      anything else runs as given (bash, python -c ...)
 set -e
 
@@ -13,7 +14,7 @@ case "${1-}" in
         [ "$#" -gt 0 ] && shift
         exec earthseg train "$@"
         ;;
-    preprocess | prepare)
+    preprocess | prepare | doctor)
         exec earthseg "$@"
         ;;
     *)

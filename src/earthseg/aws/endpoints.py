@@ -23,6 +23,7 @@ from earthseg.aws.resources import AsyncOptions, EndpointOptions
 from earthseg.aws.role import execution_role
 from earthseg.aws.session import account_id, call
 from earthseg.errors import InputError
+from earthseg.gpu.startup import ALLOW_CPU_ENV
 
 SETTLED = ("InService", "Failed", "OutOfService")
 DELETES = {
@@ -120,6 +121,8 @@ def _server_environment(
     options = options or EndpointOptions()
     check_name(name, (ENDPOINT,), "--name")
     environment = dict(environment or {})
+    if options.allow_cpu:
+        environment[ALLOW_CPU_ENV] = "true"
     if asynchronous is not None:
         if options.serverless is not None:
             raise InputError(
@@ -165,7 +168,9 @@ def _create(
                 container["Environment"] = environment
     config: dict[str, Any] = {
         "EndpointConfigName": endpoint,
-        "ProductionVariants": [options.variant(endpoint)],
+        "ProductionVariants": [
+            options.variant(endpoint, "endpoint" if asynchronous is None else "async")
+        ],
     }
     if asynchronous is not None:
         config["AsyncInferenceConfig"] = async_inference_config(session, asynchronous, endpoint)

@@ -10,6 +10,8 @@ from typing import Any, Self
 
 from pydantic import Field, field_validator, model_validator
 
+from earthseg.errors import InputError
+from earthseg.gpu.hosts import Service, ami_request, choose_host
 from earthseg.validation import Integer, Number, Options, invalid
 
 LOCAL_INSTANCE_TYPES = ("local_cpu", "local_gpu")  # the SDK's local mode
@@ -18,6 +20,24 @@ SPOT_WAIT_FACTOR = 2  # default spot max wait: twice the max run time
 DEFAULT_GPU_INSTANCE = "ml.g5.xlarge"  # one A10G: trains and serves the U-Net well
 VARIANT = "AllTraffic"
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+AMI_HELP = (
+    "GPU host image: {field} (default: the newest AWS documents for the instance family, "
+    "earthseg.gpu.hosts; none on CPU instances)"
+)
+ALLOW_CPU_HELP = (
+    "let the gpu image run on the CPU when the host's NVIDIA driver is too old for its CUDA, "
+    "instead of refusing to start (EARTHSEG_ALLOW_CPU)"
+)
+
+
+def check_host(instance_type: str, service: Service, ami_version: str | None) -> None:
+    """Refuse, as a validator does, a GPU family the host table does not know or an
+    ami_version the family does not offer for `service`."""
+    try:
+        choose_host(instance_type, service, ami_version, source="ami_version")
+    except InputError as error:
+        key = "ami_version" if error.source == "ami_version" else "instance_type"
+        raise invalid(error.problem, error.fix, (key,)) from None
 
 
 class TrainingResources(Options):
@@ -109,9 +129,23 @@ class EndpointOptions(Options):
 
     instance_type: str = Field(DEFAULT_GPU_INSTANCE, description="real-time instance type")
     instances: Integer = Field(1, ge=1, description="real-time instances")
+    ami_version: str | None = Field(None, description=AMI_HELP.format(field="InferenceAmiVersion"))
+    allow_cpu: bool = Field(False, description=ALLOW_CPU_HELP)
     serverless: Serverless | None = Field(
         None, description="a serverless endpoint (CPU) instead of instances"
     )
+
+    @model_validator(mode="after")
+    def _host(self) -> Self:
+        if self.serverless is None:
+            check_host(self.instance_type, "endpoint", self.ami_version)
+        elif self.ami_version is not None:
+            raise invalid(
+                "applies to instances, and a serverless endpoint has none",
+                "drop it, or drop serverless",
+                ("ami_version",),
+            )
+        return self
 
     def describe(self) -> str:
         """Where the model runs, in a few words."""
@@ -122,14 +156,16 @@ class EndpointOptions(Options):
             )
         return f"{self.instances} x {self.instance_type}"
 
-    def variant(self, model: str) -> dict[str, Any]:
-        """The production variant serving `model`."""
+    def variant(self, model: str, service: Service = "endpoint") -> dict[str, Any]:
+        """The production variant serving `model` on a real-time (or, with `service`
+        "async", an asynchronous) endpoint, on the GPU host earthseg.gpu.hosts chooses."""
         variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": model}
         if self.serverless is None:
             return variant | {
                 "InstanceType": self.instance_type,
                 "InitialInstanceCount": self.instances,
                 "InitialVariantWeight": 1.0,
+                **ami_request(self.instance_type, service, self.ami_version),
             }
         variant["ServerlessConfig"] = {
             "MemorySizeInMB": self.serverless.memory_mb,

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from pydantic import Field, model_validator
 
 from earthseg.aws.names import DEFAULT_NAME, NameRule, check_name
+from earthseg.aws.resources import ALLOW_CPU_HELP, AMI_HELP, check_host
 from earthseg.contracts.serving import (
     GEOJSON,
     MAX_PAYLOAD_ENV,
@@ -44,6 +45,8 @@ from earthseg.contracts.serving import (
     TRANSFORM_MAX_PAYLOAD_MB,
 )
 from earthseg.errors import InputError
+from earthseg.gpu.hosts import ami_request
+from earthseg.gpu.startup import ALLOW_CPU_ENV
 from earthseg.validation import Integer, Options, invalid
 
 if TYPE_CHECKING:
@@ -78,6 +81,8 @@ class TransformOptions(Options):
 
     instance_type: str = Field(DEFAULT_INSTANCE, description="transform instance type")
     instances: Integer = Field(1, ge=1, description="instances; scenes are shared among them")
+    ami_version: str | None = Field(None, description=AMI_HELP.format(field="TransformAmiVersion"))
+    allow_cpu: bool = Field(False, description=ALLOW_CPU_HELP)
     accept: Accept = Field(
         TIFF, description="answers: a GeoTIFF on each scene's grid, or the mask's polygons"
     )
@@ -113,6 +118,7 @@ class TransformOptions(Options):
                 f"give one such as {DEFAULT_INSTANCE} (runs on this machine: --local)",
                 ("instance_type",),
             )
+        check_host(self.instance_type, "transform", self.ami_version)
         if self.accept == GEOJSON and self.output != "mask":
             raise invalid(
                 f"{GEOJSON} answers hold the mask's polygons, not probabilities",
@@ -121,6 +127,15 @@ class TransformOptions(Options):
             )
         return self
 
+    def resources(self) -> dict[str, Any]:
+        """CreateTransformJob's TransformResources: the instances, on the GPU host
+        earthseg.gpu.hosts chooses (TransformAmiVersion)."""
+        return {
+            "InstanceType": self.instance_type,
+            "InstanceCount": self.instances,
+            **ami_request(self.instance_type, "transform", self.ami_version),
+        }
+
     def environment(self) -> dict[str, str]:
         """The model server's variables: its body limit and timeout as the job's, and what
         its GeoTIFF answers hold (transform requests carry no custom attributes)."""
@@ -128,6 +143,7 @@ class TransformOptions(Options):
             MAX_PAYLOAD_ENV: str(self.max_payload_mb),
             TIMEOUT_ENV: str(self.timeout),
             OUTPUT_ENV: self.output,
+            **({ALLOW_CPU_ENV: "true"} if self.allow_cpu else {}),
         }
 
 
@@ -219,8 +235,7 @@ def transform(
 
     job = name_from_base(name)
     client = session.client("sagemaker")
-    instances = {"InstanceType": options.instance_type, "InstanceCount": options.instances}
-    request = job_request(job, input_uri, str(destination), options, instances)
+    request = job_request(job, input_uri, str(destination), options, options.resources())
     try:
         call(
             client,

@@ -16,6 +16,7 @@ from earthseg import __version__
 from earthseg.cli import (
     data,
     detect,
+    doctor,
     evaluation,
     imagery,
     models,
@@ -45,6 +46,7 @@ GROUPS = (
     detect,
     pipeline,
     push,
+    doctor,
 )
 
 

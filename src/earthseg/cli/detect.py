@@ -70,6 +70,11 @@ def add_commands(commands: Any) -> None:
         "--transform-output", help="s3:// folder for the job's answers (default one of its own)"
     )
     transform.add_argument("--instance-type", help="with --transform: the job's instance type")
+    transform.add_argument(
+        "--ami-version",
+        help="with --transform on a GPU instance type: the host image (TransformAmiVersion; "
+        "default: the newest AWS documents for the family)",
+    )
     add_model_options(detect.add_argument_group("detection"), DetectOptions)
     add_aws_options(detect)
     detect.set_defaults(run=detect_events)
@@ -106,6 +111,7 @@ def detect_events(args: argparse.Namespace) -> int:
             role=args.role,
             output=args.transform_output,
             instance_type=args.instance_type,
+            ami_version=args.ami_version,
         )
         identity = f"transform {args.transform} {args.model}"
         result = detect(scenes, AnswerModel(identity, answers, options, job), args.out, options)
@@ -141,6 +147,7 @@ def _check_transform(args: argparse.Namespace) -> None:
             ("--local", args.local),
             ("--transform-output", args.transform_output),
             ("--instance-type", args.instance_type),
+            ("--ami-version", args.ami_version),
         )
         if value
     ]
@@ -159,6 +166,8 @@ def _check_transform(args: argparse.Namespace) -> None:
         )
     if args.local and args.transform_output:
         raise InputError("--transform-output", "is an S3 folder", "drop it with --local")
+    if args.local and args.ami_version:
+        raise InputError("--ami-version", "picks a SageMaker host", "drop it with --local")
 
 
 def _scenes(args: argparse.Namespace) -> list[Any]:

@@ -19,6 +19,8 @@ from earthseg.cli.options import (
 from earthseg.cli.serving import add_prediction_options, scene_options, write_prediction
 from earthseg.errors import InputError
 
+INSTANCE_OPTIONS = ["instance_type", "instances", "ami_version", "allow_cpu"]  # an endpoint's
+
 
 def add_commands(commands: Any) -> None:
     from earthseg.aws.names import DEFAULT_NAME
@@ -70,7 +72,7 @@ def add_commands(commands: Any) -> None:
     )
     deploy.add_argument("--name", help=f"base name (default {DEFAULT_NAME})")
     instances = deploy.add_argument_group("a real-time endpoint")
-    add_model_options(instances, EndpointOptions, ["instance_type", "instances"])
+    add_model_options(instances, EndpointOptions, INSTANCE_OPTIONS)
     serverless = deploy.add_argument_group("a serverless endpoint")
     serverless.add_argument(
         "--serverless", action="store_true", help="a serverless endpoint (CPU), no instances"
@@ -151,7 +153,7 @@ def deploy_model(args: argparse.Namespace) -> None:
         refuse_unless(
             args, args.serverless_options, "--serverless", "they size a serverless endpoint"
         )
-        options = model_from_args(args, EndpointOptions, ["instance_type", "instances"])
+        options = model_from_args(args, EndpointOptions, INSTANCE_OPTIONS)
     asynchronous = None
     if args.asynchronous:
         if args.timeout is not None:

@@ -16,7 +16,7 @@ from earthseg.cli.options import (
 from earthseg.errors import InputError
 
 FLAGS = {"output": "--answer"}  # --output is where the answers go
-SAGEMAKER_ONLY = ["instance_type", "instances", "concurrency"]
+SAGEMAKER_ONLY = ["instance_type", "instances", "ami_version", "allow_cpu", "concurrency"]
 
 
 def add_commands(commands: Any) -> None:

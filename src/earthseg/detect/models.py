@@ -172,6 +172,7 @@ class TransformAnswers:
         role: str | None = None,
         output: str | None = None,
         instance_type: str | None = None,
+        ami_version: str | None = None,
         say: Any = print,
     ) -> None:
         from earthseg.aws.transform import TransformOptions
@@ -181,6 +182,8 @@ class TransformAnswers:
         fields: dict[str, Any] = {"output": "probability"}
         if instance_type is not None:
             fields["instance_type"] = instance_type
+        if ami_version is not None:
+            fields["ami_version"] = ami_version
         self.options = TransformOptions(**fields)
         self.failure: str | None = None
 

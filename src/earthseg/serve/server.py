@@ -3,6 +3,9 @@
 - Each worker loads the model itself, after the fork and before it takes a request
   (ONNX Runtime sessions are not fork-safe), so a worker that answers /ping has its model.
   A model that cannot load stops the server with the reason, rather than serving errors.
+- The gpu image with GPUs visible runs on them or stops with the reason
+  (earthseg.gpu.startup): a driver too old for its CUDA stops the server before it forks;
+  a worker whose ONNX Runtime session came up without CUDA stops it like a broken model.
 - Threaded workers (gthread, earthseg.serve.worker): /ping gets a thread of its own while
   others wait for the model, so health checks answer at once under load. On CPU,
   `CoreSlots` gives a run every core when the others are idle and one under load; on GPUs,
@@ -29,6 +32,8 @@ from gunicorn.errors import AppImportError, HaltServer
 from earthseg.contracts.model_card import read_model_card
 from earthseg.contracts.serving import DEFAULT_ACCEPT_ENV
 from earthseg.errors import InputError
+from earthseg.gpu.doctor import startup_check
+from earthseg.gpu.startup import allow_cpu, check_providers
 from earthseg.serve.artifact import OnnxModel
 from earthseg.serve.cores import CoreSlots
 from earthseg.serve.settings import ServerSettings, available_cores
@@ -84,6 +89,12 @@ class ModelServer(BaseApplication):  # type: ignore[misc]
             # gunicorn stops the whole server on this error: a worker that cannot load its
             # model would only fail again.
             raise AppImportError(f"earthseg serve: error: {error}") from None
+        if self._gpu is not None:
+            fallback = check_providers(
+                model.providers, gpu=self._gpu, allow_cpu=allow_cpu(), what="the model"
+            )
+            if fallback is not None:  # stops the server, as a model that cannot load does
+                raise AppImportError(f"earthseg serve: error: {fallback}")
         log.info(
             "earthseg serve: worker %d ready: model loaded in %.2f s on %s",
             os.getpid(),
@@ -142,7 +153,10 @@ def serve(model_dir: Path | None = None) -> None:
     """Run the model server until SIGTERM; a bad setting or model ends it with the reason."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr, force=True)
     logging.Formatter.converter = time.gmtime  # the +0000 above
-    settings = ServerSettings.from_environment(model_dir)
+    diagnosis = startup_check("the serve image")  # refuses with the reason
+    log.info("earthseg serve: %s", diagnosis.verdict.summary)
+    gpus = diagnosis.gpus if diagnosis.verdict.device == "gpu" else 0
+    settings = ServerSettings.from_environment(model_dir, gpus)
     from earthseg.serve.encoders import ENCODERS
 
     if settings.default_accept is not None and settings.default_accept not in ENCODERS:

@@ -7,10 +7,7 @@ worker per core on CPU or per GPU, each worker owning its device.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,15 +46,15 @@ class ServerSettings:
         return int(self.max_payload_mb * MB)
 
     @classmethod
-    def from_environment(cls, model_dir: Path | None = None) -> ServerSettings:
-        """Settings from SageMaker's variables; a bad value names the variable and the fix."""
+    def from_environment(cls, model_dir: Path | None = None, gpus: int = 0) -> ServerSettings:
+        """Settings from SageMaker's variables; a bad value names the variable and the fix.
+        `gpus`: the GPUs to serve on, as the start-up check decided (earthseg.gpu.doctor)."""
         try:
             toolkit = toolkit_environment.Environment()
         except ValueError as error:  # the toolkit int()s the timeout
             raise InputError(
                 TIMEOUT_ENV, f"is not a whole number of seconds ({error})", "set e.g. 60"
             ) from None
-        gpus = count_gpus()
         workers_default = gpus or available_cores()
         return cls(
             model_dir=model_dir or base_dir() / MODEL,
@@ -74,29 +71,6 @@ class ServerSettings:
 def available_cores() -> int:
     """Cores this process may run on (a container's CPU set, not the host's count)."""
     return len(os.sched_getaffinity(0))
-
-
-def count_gpus() -> int:
-    """NVIDIA GPUs visible here, when the GPU build of ONNX Runtime is installed; else 0.
-
-    Decided without importing onnxruntime: the server asks before forking its workers, and
-    ONNX Runtime imported before a fork makes the workers abort when they exit.
-    """
-    try:
-        importlib.metadata.distribution("onnxruntime-gpu")
-    except importlib.metadata.PackageNotFoundError:
-        return 0
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([device for device in visible.split(",") if device.strip()])
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return 0
-    try:
-        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return 0
-    return sum(line.startswith("GPU ") for line in listing.stdout.splitlines())
 
 
 def _integer(name: str, value: str | int, low: int, high: int) -> int:

@@ -4,7 +4,9 @@ Resumes from /opt/ml/checkpoints (a restarted spot job continues where it stoppe
 stops cleanly on SIGTERM after saving a checkpoint, stops early on validation loss,
 chooses the decision threshold on validation, scores the test split, exports, reports.
 On several instances they train as one cluster and the first writes the outputs.
-Any failure leaves its reason in /opt/ml/output/failure and a non-zero exit code.
+Any failure leaves its reason in /opt/ml/output/failure and a non-zero exit code; so does
+the gpu image on GPUs whose driver is too old for its CUDA (earthseg.gpu.startup), before
+any data is read, rather than training on the CPU at the GPU's price.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 from earthseg.contracts.channels import ChannelIndex
 from earthseg.errors import InputError
+from earthseg.gpu.doctor import startup_check
 from earthseg.train.distribution import TF_CONFIG_ENV, Cluster, ClusterFailure
 from earthseg.train.environment import TrainingEnvironment, failure_file, read_environment
 from earthseg.train.tracking import Tracking, start_tracking
@@ -43,6 +46,8 @@ def main() -> int:
     """Run the job described by the SageMaker environment; return the exit code."""
     try:
         environment = read_environment()
+        verdict = startup_check("the training image").verdict  # an InputError if it refuses
+        print(f"earthseg train: {verdict.summary}", flush=True)
         outcome = train(environment)
     except InputError as error:
         return _fail(str(error), EXIT_BAD_INPUT)
