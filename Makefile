@@ -11,10 +11,10 @@ MODEL_DIR ?= $(DEMO_DIR)/run/model
 PORT ?= 8080
 IMAGES_JSON ?= build/images-$(FLAVOR).json
 
-.PHONY: help setup docker test test-quick lint format demo bench base-image build push serve-local clean
+.PHONY: help setup docker test test-quick test-gpu-images gpu-check lint format demo bench base-image build push serve-local clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 setup: $(INSTALLED) ## virtual environment in .venv with the pinned package and dev tools
 
@@ -25,14 +25,20 @@ $(INSTALLED): pyproject.toml constraints.txt
 docker: ## install Debian's docker.io and docker-compose when missing, start dockerd when none answers
 	scripts/ensure-docker.sh
 
-test: setup ## run the whole suite, Docker and WMS (MapServer) tests included
+test: setup ## run the whole suite, Docker and WMS (MapServer) tests included (not the gpu images': make test-gpu-images)
 	scripts/ensure-docker.sh --registry || [ "$$CI" != "true" ]
 	scripts/ensure-mapserver.sh || [ "$$CI" != "true" ]
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not gpu_images"
 
 test-quick: setup ## the quick loop: no Docker, no model trained in a subprocess (about two minutes)
 	scripts/ensure-mapserver.sh || [ "$$CI" != "true" ]
 	$(BIN)/pytest -q -m "not docker and not slow"
+
+test-gpu-images: setup docker ## build the gpu images (3.6 + 6.9 GB) and test their CUDA against SageMaker's host drivers; serve gpu on the CPU
+	$(BIN)/pytest -q tests/test_gpu_images_pins.py tests/docker/test_gpu_images.py
+
+gpu-check: setup docker ## with an NVIDIA GPU and Docker's NVIDIA runtime: the gpu images with --gpus all against the CPU (epoch s, tiles/s, scene s), and `doctor`
+	BASE_IMAGE=$(BASE_IMAGE) scripts/gpu-check.sh $(GPU_CHECK_ARGS)
 
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check src tests bench
