@@ -184,13 +184,13 @@ def test_detect_through_a_sagemaker_transform_job_asks_for_probabilities(
     for name in ("dust_2024-05-01.tif", "dust_2024-05-03.tif"):
         s3.upload_file(str(scene_folder / name), "earthseg-test", f"scenes/{name}")
     image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/earthseg-serve:0.1.0-gpu"
-    code = cli([
+    args = [
         "detect", "--scenes", "s3://earthseg-test/scenes/", "--transform", image,
         "--model", "s3://earthseg-test/model/model.tar.gz", "--out", str(tmp_path),
         "--role", "arn:aws:iam::123456789012:role/earthseg-sagemaker",
-        "--instance-type", "ml.g5.xlarge", "--ami-version", "al2-ami-sagemaker-batch-gpu-470",
-    ])  # fmt: skip
-    assert code == 1
+        "--instance-type", "ml.g4dn.xlarge", "--ami-version", "al2-ami-sagemaker-batch-gpu-535",
+    ]  # fmt: skip
+    assert cli(args) == 1
     (model,) = aws_env.received("CreateModel")
     assert model["PrimaryContainer"]["Environment"]["EARTHSEG_OUTPUT"] == "probability"
     (job,) = aws_env.received("CreateTransformJob")
@@ -198,7 +198,19 @@ def test_detect_through_a_sagemaker_transform_job_asks_for_probabilities(
         "s3://earthseg-test/scenes"
     )
     assert job["TransformOutput"]["Accept"] == "image/tiff"
-    assert job["TransformResources"]["TransformAmiVersion"] == "al2-ami-sagemaker-batch-gpu-470"
+    assert job["TransformResources"]["TransformAmiVersion"] == "al2-ami-sagemaker-batch-gpu-535"
+    # a host whose driver cannot run the serve image's CUDA 12 is refused before the job
+    old_driver = [
+        "--instance-type",
+        "ml.g5.xlarge",
+        "--ami-version",
+        "al2-ami-sagemaker-batch-gpu-470",
+    ]
+    assert cli([*args[:-4], *old_driver]) == 2
+    refused = capsys.readouterr().err
+    assert "its transform host (al2-ami-sagemaker-batch-gpu-470) has NVIDIA driver 470" in refused
+    assert "needs driver 525" in refused
+    assert len(aws_env.received("CreateTransformJob")) == 1
     record = json.loads((tmp_path / "detect.json").read_text())
     assert [f["scene"] for f in record["failures"]] == ["dust_2024-05-01", "dust_2024-05-03"]
     assert all("no answer from the transform job" in f["reason"] for f in record["failures"])

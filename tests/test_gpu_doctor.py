@@ -29,7 +29,9 @@ from earthseg.gpu.startup import (
     allow_cpu,
     check_gpu,
     check_providers,
+    check_tensorflow_gpus,
 )
+from earthseg.train.run import require_tensorflow_gpus
 
 EARTHSEG = Path(sys.executable).parent / "earthseg"
 CUDA_12 = CudaStack("12.9", "9.28", {"nvidia-cuda-runtime-cu12": "12.9.79"})
@@ -124,6 +126,23 @@ def test_onnx_runtime_without_cuda_on_a_gpu_is_a_refusal() -> None:
     assert "CPUExecutionProvider" in str(fell_back) and "GPU 1" in str(fell_back)
     assert "doctor" in fell_back.fix and ALLOW_CPU_ENV in fell_back.fix
     assert check_providers(["CPUExecutionProvider"], gpu=0, allow_cpu=True, what="m") is None
+
+
+def test_tensorflow_without_the_gpus_the_check_saw_is_a_refusal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert check_tensorflow_gpus(1, expected=1, allow_cpu=False) is None
+    assert check_tensorflow_gpus(0, expected=0, allow_cpu=False) is None  # none expected
+    assert check_tensorflow_gpus(0, expected=2, allow_cpu=True) is None
+    lost = check_tensorflow_gpus(0, expected=2, allow_cpu=False)
+    assert lost is not None and "found no GPU although 2 GPU(s)" in lost.problem
+    assert ALLOW_CPU_ENV in lost.fix
+    # The training job's own check, with the TensorFlow of this machine (no GPU): told to
+    # expect one, it refuses rather than training on the CPU.
+    monkeypatch.delenv(ALLOW_CPU_ENV, raising=False)
+    with pytest.raises(InputError, match="TensorFlow: found no GPU"):
+        require_tensorflow_gpus(1)
+    require_tensorflow_gpus(0)
 
 
 def test_allow_cpu_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ import pytest
 from earthseg.aws.resources import EndpointOptions, Serverless
 from earthseg.aws.transform import TransformOptions
 from earthseg.errors import InputError
+from earthseg.gpu.cuda import IMAGES_CUDA, min_driver
 from earthseg.gpu.hosts import (
     TABLE_DATE,
     HostDriver,
@@ -92,9 +93,20 @@ def test_cpu_instance_types_have_no_host_driver_and_no_request_field() -> None:
     assert refused.value.source == "--ami-version"
 
 
-def test_a_family_with_no_ami_keeps_the_services_default() -> None:
+def test_a_family_no_ami_lifts_past_the_images_cuda_is_refused_at_load() -> None:
+    """p2 has only its default 470 driver (CUDA 11.4); the gpu images carry CUDA 12."""
     assert choose_host("ml.p2.xlarge", "endpoint") == HostDriver(None, 470, "11.4")
-    assert ami_request("ml.p2.xlarge", "endpoint", None) == {}
+    with pytest.raises(InputError) as refused:
+        ami_request("ml.p2.xlarge", "endpoint", None)
+    assert "has NVIDIA driver 470" in refused.value.problem
+    assert f"needs driver {min_driver(IMAGES_CUDA)} or newer" in refused.value.problem
+    assert "g6, p5, p5e, p5en as they are" in refused.value.fix
+    assert "g5 with ami_version al2-ami-sagemaker-inference-gpu-2" in refused.value.fix
+    with pytest.raises(InputError, match=r"instance_type: its endpoint host .* driver 470"):
+        validate(EndpointOptions, {"instance_type": "ml.p2.xlarge"}, source="deploy")
+    # a transform host whose driver AWS does not publish is not refused: the start-up
+    # check (earthseg.gpu.startup) is what guards it
+    assert ami_request("ml.p5.48xlarge", "transform", None) == {}
 
 
 def test_training_hosts_drivers_are_unknown() -> None:
@@ -121,7 +133,7 @@ def test_a_host_whose_driver_is_too_old_is_refused_with_the_reason_and_the_fix()
     assert error.source == "instance type ml.g6.xlarge"
     assert "has NVIDIA driver 535 (CUDA up to 12.2)" in error.problem
     assert "needs driver 580 or newer" in error.problem
-    assert f"g6: {GPU_4_1}" in error.fix and "ami_version" in error.fix
+    assert f"g6, p5, p5e, p5en with ami_version {GPU_4_1}" in error.fix
     with pytest.raises(InputError, match="no transform host in the table"):
         choose_host("ml.g5.xlarge", "transform", needs_driver=580)
     assert choose_host("ml.g5.xlarge", "endpoint", needs_driver=525).driver == 535

@@ -14,7 +14,7 @@ import warnings
 import pytest
 
 from earthseg.aws.resources import DEFAULT_GPU_INSTANCE
-from earthseg.gpu.cuda import CudaStack, min_driver, stack_of
+from earthseg.gpu.cuda import IMAGES_CUDA, CudaStack, min_driver, stack_of
 from earthseg.gpu.hosts import Service, choose_host, host_drivers, host_runs
 from tests.gpu_images import (
     GPU_EXTRAS,
@@ -69,6 +69,8 @@ def test_both_gpu_images_carry_cuda_12_and_cudnn_9(stacks: dict[str, CudaStack])
         stacks["train"].runtime,
         stacks["train"].cudnn,
     )
+    # ... and the CUDA the launcher asks SageMaker's hosts to run (earthseg.gpu.hosts)
+    assert stacks["serve"].runtime == IMAGES_CUDA
 
 
 def test_every_nvidia_pin_is_one_a_gpu_image_installs(stacks: dict[str, CudaStack]) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Self
 from pydantic import Field, field_validator, model_validator
 
 from earthseg.errors import InputError
-from earthseg.gpu.hosts import Service, ami_request, choose_host
+from earthseg.gpu.hosts import Service, ami_request, images_host
 from earthseg.validation import Integer, Number, Options, invalid
 
 LOCAL_INSTANCE_TYPES = ("local_cpu", "local_gpu")  # the SDK's local mode
@@ -31,10 +31,11 @@ ALLOW_CPU_HELP = (
 
 
 def check_host(instance_type: str, service: Service, ami_version: str | None) -> None:
-    """Refuse, as a validator does, a GPU family the host table does not know or an
-    ami_version the family does not offer for `service`."""
+    """Refuse, as a validator does, a GPU family the host table does not know, an
+    ami_version the family does not offer for `service`, or a host whose driver is too old
+    for the gpu images' CUDA."""
     try:
-        choose_host(instance_type, service, ami_version, source="ami_version")
+        images_host(instance_type, service, ami_version)
     except InputError as error:
         key = "ami_version" if error.source == "ami_version" else "instance_type"
         raise invalid(error.problem, error.fix, (key,)) from None

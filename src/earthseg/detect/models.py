@@ -176,6 +176,7 @@ class TransformAnswers:
         say: Any = print,
     ) -> None:
         from earthseg.aws.transform import TransformOptions
+        from earthseg.validation import validate
 
         self.image, self.model, self.scenes, self.local = image, model, scenes, local
         self.session, self.role, self.output, self.say = session, role, output, say
@@ -184,7 +185,7 @@ class TransformAnswers:
             fields["instance_type"] = instance_type
         if ami_version is not None:
             fields["ami_version"] = ami_version
-        self.options = TransformOptions(**fields)
+        self.options = validate(TransformOptions, fields, key=_flag)
         self.failure: str | None = None
 
     def prepare(self, scenes: Sequence[SceneInput], answers: Path) -> None:
@@ -266,3 +267,8 @@ class TransformAnswers:
                             f"s3://{destination.bucket}/{item['Key']}",
                             answers / f"{wanted[name].key.scene}.tif",
                         )
+
+
+def _flag(location: tuple[int | str, ...]) -> str:
+    """A transform option as `earthseg detect` spells it: --instance-type."""
+    return "--" + "-".join(str(part).replace("_", "-") for part in location)

@@ -29,6 +29,10 @@ CUDNN_WHEELS = ("nvidia-cudnn-cu12", "nvidia-cudnn-cu13")
 # but NVIDIA Container Toolkit >= 1.17.4 no longer mounts them: the host's driver counts.
 MIN_DRIVER = {11: 450, 12: 525, 13: 580}
 
+# The CUDA runtime both gpu images carry (constraints.txt's nvidia-cuda-runtime-cu12 pin;
+# tests/test_gpu_images_pins.py keeps the two equal): what the launcher asks hosts to run.
+IMAGES_CUDA = "12.9"
+
 # The highest CUDA each driver branch runs: the same release notes, "CUDA Toolkit and
 # Corresponding Driver Versions" (the driver each toolkit release shipped with). For
 # messages ("driver 470 runs CUDA up to 11.4").

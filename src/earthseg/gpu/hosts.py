@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from earthseg.errors import InputError
-from earthseg.gpu.cuda import CudaStack, min_driver
+from earthseg.gpu.cuda import IMAGES_CUDA, CudaStack, min_driver
 
 Service = Literal["endpoint", "async", "transform", "training"]
 TABLE_DATE = "2026-12-03"
@@ -208,27 +208,43 @@ def choose_host(
     return host
 
 
+def images_host(
+    instance_type: str, service: Service, ami: str | None, source: str = "ami_version"
+) -> HostDriver | None:
+    """The host `choose_host` picks for earthseg's gpu images: one whose driver runs their
+    CUDA (IMAGES_CUDA), or an InputError saying which families and AMIs have one."""
+    return choose_host(instance_type, service, ami, min_driver(IMAGES_CUDA), source)
+
+
 def ami_request(instance_type: str, service: Service, ami: str | None) -> dict[str, str]:
-    """The request fields that ask `service` for the chosen host: {"InferenceAmiVersion":
-    ...} or {"TransformAmiVersion": ...}; {} on CPU types or the service's default."""
-    host = choose_host(instance_type, service, ami)
+    """The request fields that ask `service` for the host earthseg's images run on:
+    {"InferenceAmiVersion": ...} or {"TransformAmiVersion": ...}; {} on CPU types or the
+    service's default."""
+    host = images_host(instance_type, service, ami)
     if host is None or host.ami is None:
         return {}
     return {AMI_FIELDS[service]: host.ami}
 
 
 def _newer_host_fix(service: Service, needs_driver: int, source: str) -> str:
-    """Where a driver of at least `needs_driver` is to be had for `service` (never
-    training: its drivers are unpublished, so never refused)."""
-    families: dict[str, list[str]] = {}
+    """Where a driver of at least `needs_driver` is to be had for `service`: the families
+    whose default has it, and for the others the oldest AMI that does (never training:
+    its drivers are unpublished, so never refused)."""
+    as_they_are: list[str] = []
+    with_ami: dict[str, list[str]] = {}
     for family, hosts in HOSTS[service].items():
-        for host in hosts:
-            if host.driver is not None and host.driver >= needs_driver:
-                families.setdefault(family, []).append(host.ami or "its default")
-    if not families:
+        fitting = [
+            host for host in hosts if host.driver is not None and host.driver >= needs_driver
+        ]
+        if fitting and fitting[0].ami is None:
+            as_they_are.append(family)
+        elif fitting:
+            with_ami.setdefault(str(fitting[0].ami), []).append(family)
+    if not as_they_are and not with_ami:
         return f"no {service} host in the table (of {TABLE_DATE}) has it: use an older CUDA image"
-    listed = "; ".join(f"{family}: {', '.join(amis)}" for family, amis in families.items())
-    return f"choose an instance family and {source} that has it ({listed})"
+    ways = [f"{', '.join(as_they_are)} as they are"] if as_they_are else []
+    ways += [f"{', '.join(families)} with {source} {ami}" for ami, families in with_ami.items()]
+    return f"choose an instance family whose host has it: {'; '.join(ways)}"
 
 
 def host_runs(stack: CudaStack, host: HostDriver) -> HostFit:

@@ -114,6 +114,21 @@ def check_providers(
     )
 
 
+def check_tensorflow_gpus(found: int, *, expected: int, allow_cpu: bool) -> InputError | None:
+    """Whether TensorFlow found the `expected` GPUs the start-up check saw usable: it leaves
+    them out, with a log line, when its CUDA or cuDNN libraries do not load; that is a
+    refusal too, unless `allow_cpu`."""
+    if not expected or found or allow_cpu:
+        return None
+    return InputError(
+        "TensorFlow",
+        f"found no GPU although {expected} GPU(s) with a driver that runs its CUDA are "
+        "visible: its CUDA or cuDNN libraries did not load (its log above says which)",
+        f"run `docker run IMAGE doctor` on this host to see the driver and the libraries, "
+        f"or set {ALLOW_CPU_ENV}=true to train on the CPU on purpose",
+    )
+
+
 def allow_cpu() -> bool:
     """EARTHSEG_ALLOW_CPU as a boolean (true/false, 1/0, yes/no; unset: false)."""
     value = os.environ.get(ALLOW_CPU_ENV, "").strip()

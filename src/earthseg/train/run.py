@@ -46,9 +46,10 @@ def main() -> int:
     """Run the job described by the SageMaker environment; return the exit code."""
     try:
         environment = read_environment()
-        verdict = startup_check("the training image").verdict  # an InputError if it refuses
-        print(f"earthseg train: {verdict.summary}", flush=True)
-        outcome = train(environment)
+        diagnosis = startup_check("the training image")  # an InputError if it refuses
+        print(f"earthseg train: {diagnosis.verdict.summary}", flush=True)
+        gpus = diagnosis.gpus if diagnosis.verdict.device == "gpu" else 0
+        outcome = train(environment, gpus)
     except InputError as error:
         return _fail(str(error), EXIT_BAD_INPUT)
     except (TrainingFailure, ClusterFailure) as error:
@@ -75,8 +76,9 @@ def main() -> int:
     return 0
 
 
-def train(environment: TrainingEnvironment) -> str:
-    """Train, evaluate and export; return a one-line summary.
+def train(environment: TrainingEnvironment, gpus: int = 0) -> str:
+    """Train, evaluate and export; return a one-line summary. `gpus`: the GPUs the
+    start-up check found usable, which TensorFlow must then find too.
 
     On several hosts every host runs this together (`earthseg.train.distribution`);
     only the chief evaluates and writes the outputs, the others wait for it. With a
@@ -84,14 +86,15 @@ def train(environment: TrainingEnvironment) -> str:
     """
     resuming = _resumed_epoch(environment.checkpoint_dir) > 0
     with start_tracking(environment, resuming) as tracking:
-        return _train(environment, tracking)
+        return _train(environment, tracking, gpus)
 
 
-def _train(environment: TrainingEnvironment, tracking: Tracking) -> str:
+def _train(environment: TrainingEnvironment, tracking: Tracking, gpus: int) -> str:
     from earthseg.train import distribution
 
     cluster = distribution.configure(environment.hosts, environment.current_host)
     strategy = distribution.strategy(cluster)  # first: it must start TensorFlow
+    require_tensorflow_gpus(gpus)
 
     import keras
 
@@ -298,6 +301,18 @@ def _evaluate_and_export(
 def _scale(dtype: np.dtype) -> float:
     """What the model multiplies raw pixels by: 1 / the integer type's maximum."""
     return 1.0 / np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else 1.0
+
+
+def require_tensorflow_gpus(expected: int) -> None:
+    """Refuse to train on the CPU when TensorFlow lost GPUs the start-up check saw usable."""
+    import tensorflow as tf
+
+    from earthseg.gpu.startup import allow_cpu, check_tensorflow_gpus
+
+    found = len(tf.config.list_physical_devices("GPU"))
+    refusal = check_tensorflow_gpus(found, expected=expected, allow_cpu=allow_cpu())
+    if refusal is not None:
+        raise refusal
 
 
 def _resumed_epoch(checkpoints: Path) -> int:
