@@ -10,7 +10,7 @@ everywhere.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,22 @@ def refused(error: ClientError, what: str) -> InputError:
     code, message = detail.get("Code", "Error"), detail.get("Message", str(error))
     fix = REFUSAL_FIXES.get(code, "correct what the message names and run the command again")
     return InputError(what, f"was refused by SageMaker ({code}: {message})", fix)
+
+
+def paged(client: Any, operation: str, key: str, what: str, **request: Any) -> Iterator[Any]:
+    """Every item (under `key`) of a paginated List call, page by page; a service error
+    as `refused` says it, naming `what` was listed."""
+    token = None
+    while True:
+        page_request = {**request, **({"NextToken": token} if token else {})}
+        try:
+            page = call(client, operation, **page_request)
+        except ClientError as error:
+            raise refused(error, what) from None
+        yield from page.get(key, [])
+        token = page.get("NextToken")
+        if not token:
+            return
 
 
 def follow(

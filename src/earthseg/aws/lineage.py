@@ -18,7 +18,6 @@ from earthseg.aws.registry import (
     ModelVersion,
     as_mapping,
     is_missing,
-    paged,
 )
 from earthseg.aws.s3 import parse_s3_uri, read_json
 from earthseg.aws.session import call
@@ -84,7 +83,7 @@ def deployments(session: boto3.Session, version: ModelVersion) -> list[Deploymen
     """The endpoints whose model references `version` (its ARN, or its model data)."""
     client = session.client("sagemaker")
     found = []
-    endpoints = paged(client, "list_endpoints", "Endpoints", "endpoints")
+    endpoints = jobs.paged(client, "list_endpoints", "Endpoints", "endpoints")
     for endpoint in endpoints:
         name = endpoint["EndpointName"]
         try:

@@ -355,21 +355,15 @@ def follow_execution(aws: boto3.Session, arn: str, say: Callable[[str], None]) -
 
 def execution_steps(aws: boto3.Session, arn: str) -> list[dict[str, Any]]:
     """The execution's steps, oldest first."""
-    client = aws.client("sagemaker")
-    steps: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        page = call(
-            client,
-            "list_pipeline_execution_steps",
-            PipelineExecutionArn=arn,
-            SortOrder="Ascending",
-            **({"NextToken": token} if token else {}),
-        )
-        steps += page.get("PipelineExecutionSteps", [])
-        token = page.get("NextToken")
-        if not token:
-            return steps
+    steps = jobs.paged(
+        aws.client("sagemaker"),
+        "list_pipeline_execution_steps",
+        "PipelineExecutionSteps",
+        f"the steps of pipeline execution {arn}",
+        PipelineExecutionArn=arn,
+        SortOrder="Ascending",
+    )
+    return list(steps)
 
 
 def latest_execution(aws: boto3.Session, name: str) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import subprocess
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -430,7 +430,7 @@ def format_time(moment: datetime | None) -> str:
 
 def list_groups(session: boto3.Session) -> list[GroupSummary]:
     """The account's model package groups in this region, oldest first."""
-    pages = paged(
+    pages = jobs.paged(
         session.client("sagemaker"),
         "list_model_package_groups",
         "ModelPackageGroupSummaryList",
@@ -456,7 +456,7 @@ def list_versions(
     check_group(group, source)
     _describe_group(session, group, source)
     filters = {"ModelApprovalStatus": status} if status else {}
-    pages = paged(
+    pages = jobs.paged(
         session.client("sagemaker"),
         "list_model_packages",
         "ModelPackageSummaryList",
@@ -593,21 +593,6 @@ def _describe_group(session: boto3.Session, group: str, source: str) -> dict[str
                 "check the name and region; earthseg models list shows the groups there are",
             ) from None
         raise jobs.refused(error, f"model package group {group}") from None
-
-
-def paged(client: Any, operation: str, key: str, what: str, **request: Any) -> Iterator[Any]:
-    """Every item of a paginated List call."""
-    token = None
-    while True:
-        page_request = {**request, **({"NextToken": token} if token else {})}
-        try:
-            page = call(client, operation, **page_request)
-        except ClientError as error:
-            raise jobs.refused(error, what) from None
-        yield from page.get(key, [])
-        token = page.get("NextToken")
-        if not token:
-            return
 
 
 def _counts(versions: Sequence[VersionSummary]) -> str:

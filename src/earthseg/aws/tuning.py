@@ -173,25 +173,19 @@ def list_trials(aws: boto3.Session, tuning_job: str) -> list[dict[str, Any]]:
     """Every training job `tuning_job` launched (ListTrainingJobsForHyperParameterTuningJob's
     summaries), oldest first. Not sorted by objective: SageMaker would then leave out the
     trials without one (failed early), which a leaderboard shows too."""
-    from earthseg.aws.session import call
+    from earthseg.aws.jobs import paged
 
-    client = aws.client("sagemaker")
-    summaries: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        page = call(
-            client,
-            "list_training_jobs_for_hyper_parameter_tuning_job",
-            HyperParameterTuningJobName=tuning_job,
-            SortBy="CreationTime",
-            SortOrder="Ascending",
-            MaxResults=100,
-            **({"NextToken": token} if token else {}),
-        )
-        summaries += page.get("TrainingJobSummaries", [])
-        token = page.get("NextToken")
-        if not token:
-            return summaries
+    trials = paged(
+        aws.client("sagemaker"),
+        "list_training_jobs_for_hyper_parameter_tuning_job",
+        "TrainingJobSummaries",
+        f"the trials of tuning job {tuning_job}",
+        HyperParameterTuningJobName=tuning_job,
+        SortBy="CreationTime",
+        SortOrder="Ascending",
+        MaxResults=100,
+    )
+    return list(trials)
 
 
 def trial(
