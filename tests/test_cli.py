@@ -37,6 +37,7 @@ def test_help_lists_every_subcommand_with_its_purpose() -> None:
         "detect",
         "pipeline",
         "tune",
+        "logs",
         "push",
         "doctor",
     }

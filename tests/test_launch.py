@@ -627,6 +627,8 @@ def test_preprocess_processing_runs_the_training_image_on_the_export_in_s3(
         "--all-touched",
         "--role", ROLE,
         "--instance-type", "ml.m5.2xlarge",
+        "--subnets", "subnet-0123456789abcdef0", "--security-groups", "sg-0a1b2c3d",
+        "--kms-key", "alias/earthseg", "--network-isolation", "--tag", "project=dust",
     )  # fmt: skip
     assert code == 0, err
     sagemaker = aws_env.client("sagemaker")
@@ -650,6 +652,18 @@ def test_preprocess_processing_runs_the_training_image_on_the_export_in_s3(
         "InstanceType": "ml.m5.2xlarge",
         "InstanceCount": 1,
         "VolumeSizeInGB": 30,
+        "VolumeKmsKeyId": "alias/earthseg",
+    }
+    # a locked-down account's settings: preprocessing needs no network, so it is isolated
+    assert request["NetworkConfig"] == {
+        "VpcConfig": {"Subnets": ["subnet-0123456789abcdef0"], "SecurityGroupIds": ["sg-0a1b2c3d"]},
+        "EnableNetworkIsolation": True,
+        "EnableInterContainerTrafficEncryption": True,
+    }
+    assert request["ProcessingOutputConfig"]["KmsKeyId"] == "alias/earthseg"
+    assert {tag["Key"]: tag["Value"] for tag in request["Tags"]} == {
+        "earthseg:run": "earthseg",
+        "project": "dust",
     }
     # The image's entry point maps `preprocess` to `earthseg preprocess`: the arguments
     # must be that command with the options given and the Processing mounts as defaults.

@@ -540,6 +540,7 @@ def test_deploy_of_an_approved_version_serves_the_package(
             }
         ],
         "ExecutionRoleArn": ROLE,
+        "Tags": [{"Key": "earthseg:run", "Value": "dust"}],
     }
     sagemaker = aws.client("sagemaker")
     assert sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"

@@ -86,6 +86,7 @@ def test_the_model_and_job_are_what_batch_transform_needs_for_whole_scenes(
             },
         },
         "ExecutionRoleArn": ROLE,
+        "Tags": [{"Key": "earthseg:run", "Value": "earthseg"}],  # the base name
     }
     (request,) = aws_env.received("CreateTransformJob")
     assert request == {
@@ -110,6 +111,7 @@ def test_the_model_and_job_are_what_batch_transform_needs_for_whole_scenes(
         "MaxPayloadInMB": 50,
         "MaxConcurrentTransforms": 2,
         "ModelClientConfig": {"InvocationsTimeoutInSeconds": 900},
+        "Tags": [{"Key": "earthseg:run", "Value": "earthseg"}],
     }
     # Followed to its end, then the model, which only the job used, is gone.
     assert aws_env.received("DescribeTransformJob")

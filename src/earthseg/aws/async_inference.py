@@ -11,7 +11,8 @@ Names and limits, as botocore's service models state them (botocore/data/sagemak
 - CreateEndpointConfig `AsyncInferenceConfig`: `OutputConfig` (required) with
   `S3OutputPath` and `S3FailurePath` (DestinationS3Uri, at most 512 characters) and
   `ClientConfig.MaxConcurrentInvocationsPerInstance` (1-1000; SageMaker picks one when
-  absent). SNS topics (`OutputConfig.NotificationConfig`) are not used.
+  absent); `OutputConfig.KmsKeyId` encrypts the answers and failures. SNS topics
+  (`OutputConfig.NotificationConfig`) are not used.
 - InvokeEndpointAsync: `EndpointName`, `InputLocation` (an s3:// URI, at most 1024
   characters), `ContentType`, `Accept`, `CustomAttributes` (at most 1024 ASCII
   characters), `InferenceId` (1-64 printable characters), `InvocationTimeoutSeconds`
@@ -29,7 +30,7 @@ import json
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from earthseg.aws.s3 import (
     parse_s3_uri,
     upload_file,
 )
+from earthseg.aws.security import NO_SECURITY, Security
 from earthseg.aws.session import call
 from earthseg.contracts.serving import (
     ASYNC_MAX_PAYLOAD_MB,
@@ -84,12 +86,16 @@ def async_environment(options: AsyncOptions) -> dict[str, str]:
 
 
 def async_inference_config(
-    session: boto3.Session, options: AsyncOptions, endpoint: str
+    session: boto3.Session,
+    options: AsyncOptions,
+    endpoint: str,
+    security: Security = NO_SECURITY,
 ) -> dict[str, Any]:
     """CreateEndpointConfig's `AsyncInferenceConfig` for `endpoint`: the folders given
-    (their buckets checked), else folders of the endpoint in SageMaker's default bucket."""
+    (their buckets checked), else folders of the endpoint in SageMaker's default bucket;
+    what SageMaker writes there encrypted under the `security`'s KMS key."""
     home: S3Uri | None = None
-    paths = {}
+    paths: dict[str, str] = {}
     for key, given, flag, default in (
         ("S3OutputPath", options.output_path, "--output-path", "output"),
         ("S3FailurePath", options.failure_path, "--failure-path", "failures"),
@@ -102,7 +108,7 @@ def async_inference_config(
         check_bucket(session, folder, flag)
         paths[key] = str(folder)
     return {
-        "OutputConfig": paths,
+        "OutputConfig": {**paths, **security.kms("KmsKeyId")},
         "ClientConfig": {"MaxConcurrentInvocationsPerInstance": options.max_concurrent_invocations},
     }
 
@@ -120,6 +126,7 @@ def invoke_async(
     timeout_s: float = DEFAULT_WAIT_MINUTES * 60,
     poll_s: float | None = None,
     keep_input: bool = False,
+    encryption: Mapping[str, str] | None = None,
     say: Callable[[str], None] = print,
 ) -> Path:
     """Send the scene GeoTIFF `scene` through the asynchronous `endpoint` and write its
@@ -127,7 +134,8 @@ def invoke_async(
 
     The scene is uploaded into the S3 folder `input_location` (default
     `s3://<default bucket>/earthseg/async/<endpoint>/input`) as `<inference id>-<name>`
-    and removed once answered, unless `keep_input`. The answer stays in S3. A failure
+    and removed once answered, unless `keep_input`; `encryption`: its server-side
+    encryption (`Security.s3_encryption`). The answer stays in S3. A failure
     written by the endpoint, no answer within `timeout_s` seconds, or Ctrl-C while waiting
     is an InputError saying where the answer will appear.
     """
@@ -140,7 +148,7 @@ def invoke_async(
     )
     inference_id = uuid.uuid4().hex
     source = folder.child(f"{inference_id}-{scene.name}")
-    upload_file(session, scene, source)
+    upload_file(session, scene, source, encryption=encryption)
     request: dict[str, Any] = {
         "EndpointName": endpoint,
         "InputLocation": str(source),
@@ -214,8 +222,8 @@ class Awaited:
             f"endpoint {self.endpoint}",
             f"could not predict {self.scene}: {message}",
             "change the scene or the request as the message says, or read the model "
-            f"server's log in CloudWatch (/aws/sagemaker/Endpoints/{self.endpoint}); the "
-            f"failure is kept at {failure}",
+            f"server's log (earthseg logs --endpoint {self.endpoint}; CloudWatch "
+            f"/aws/sagemaker/Endpoints/{self.endpoint}); the failure is kept at {failure}",
         )
 
     def _later(self) -> str:
@@ -236,11 +244,13 @@ def async_scene(
     invocation: AsyncInvocation | None = None,
     work_dir: Path | None = None,
     say: Callable[[str], None] = print,
+    encryption: Mapping[str, str] | None = None,
 ) -> Iterator[ProbabilityScene]:
-    """The scene GeoTIFF `scene` through the asynchronous `endpoint`: its probabilities
-    (read by rows from the answer, a temporary file in `work_dir`, default the system's
-    temporary folder, for as long as the context lasts), thresholded at `threshold` or
-    the threshold the answer carries."""
+    """The scene GeoTIFF `scene` through the asynchronous `endpoint` (uploaded with
+    `encryption`, as `invoke_async` takes it): its probabilities (read by rows from the
+    answer, a temporary file in `work_dir`, default the system's temporary folder, for as
+    long as the context lasts), thresholded at `threshold` or the threshold the answer
+    carries."""
     invocation = invocation or AsyncInvocation()
     grid = _checked_scene(scene)
     if work_dir is not None:
@@ -253,6 +263,7 @@ def async_scene(
             Path(folder) / "probability.tif",
             invocation_timeout_s=invocation.invocation_timeout_s,
             timeout_s=invocation.wait_minutes * 60,
+            encryption=encryption,
             say=say,
         )
         check_answer(answer, grid, threshold, f"endpoint {endpoint}")

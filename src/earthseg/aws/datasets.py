@@ -9,7 +9,7 @@ its content, so different datasets never overwrite each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,16 +49,18 @@ def upload(
     *,
     root: s3.S3Uri | None = None,
     name: str = DEFAULT_NAME,
+    encryption: Mapping[str, str] | None = None,
 ) -> UploadedDataset:
     """`earthseg upload`: the dataset to `to` (its bucket checked), or to its default
-    location for `name` under `root` (default: the SageMaker default bucket)."""
+    location for `name` under `root` (default: the SageMaker default bucket); `encryption`
+    as `s3.upload_file` takes it."""
     if to:
         destination = s3.parse_s3_uri(to, "--to")
         s3.check_bucket(session, destination, "--to")
     else:
         destination = default_location(root or s3.default_bucket(session), name, folder)
     say(f"uploading {folder} to {destination.folder}")
-    return upload_dataset(session, folder, destination, say)
+    return upload_dataset(session, folder, destination, say, encryption)
 
 
 def upload_dataset(
@@ -66,6 +68,7 @@ def upload_dataset(
     folder: Path,
     destination: s3.S3Uri,
     say: Callable[[str], None] = print,
+    encryption: Mapping[str, str] | None = None,
 ) -> UploadedDataset:
     """Upload the dataset's channels, then its manifest, to `destination`. Anything else
     in the folder is named, not uploaded.
@@ -101,8 +104,8 @@ def upload_dataset(
     if others:
         say(f"not uploaded (not channels): {', '.join(others)}")
     for name, channel in present.items():
-        s3.upload_folder(session, channel, uploaded.channels[name])
-    s3.upload_file(session, folder / MANIFEST, destination.child(MANIFEST))
+        s3.upload_folder(session, channel, uploaded.channels[name], encryption)
+    s3.upload_file(session, folder / MANIFEST, destination.child(MANIFEST), None, encryption)
     return uploaded
 
 

@@ -21,6 +21,7 @@ from earthseg.aws import jobs, s3
 from earthseg.aws.names import DEFAULT_NAME, ENDPOINT, check_name
 from earthseg.aws.resources import AsyncOptions, EndpointOptions
 from earthseg.aws.role import execution_role
+from earthseg.aws.security import NO_SECURITY, Security
 from earthseg.aws.session import account_id, call
 from earthseg.errors import InputError
 from earthseg.gpu.startup import ALLOW_CPU_ENV
@@ -43,18 +44,24 @@ def deploy(
     environment: Mapping[str, str] | None = None,
     say: Callable[[str], None] = print,
     asynchronous: AsyncOptions | None = None,
+    security: Security = NO_SECURITY,
 ) -> str:
     """Serve `model_uri` (a model.tar.gz in S3) from `image`, running as `role` (None:
     $SAGEMAKER_ROLE), and follow the endpoint to InService; return its name.
 
     Model, endpoint config and endpoint share one name, `<name>-<timestamp>`. A failed
-    endpoint raises an InputError carrying SageMaker's FailureReason.
+    endpoint shows the tail of its log and raises an InputError carrying SageMaker's
+    FailureReason.
 
     `asynchronous`: an asynchronous endpoint (CreateEndpointConfig's AsyncInferenceConfig,
     see earthseg.aws.async_inference), whose model server takes SageMaker's 1 GB bodies
     and works as long as the invocation timeout. SageMaker runs these on instances only.
+
+    `security`: the model in its VPC and network isolation, the endpoint's storage volume
+    and asynchronous answers under its KMS key, every part tagged (`storage_key` says where
+    SageMaker takes no key).
     """
-    environment = _server_environment(name, options, environment, asynchronous)
+    environment = _server_environment(name, options, environment, asynchronous, security)
     s3.parse_s3_uri(model_uri, "--model")
     if not model_uri.endswith(".tar.gz"):
         raise InputError(
@@ -64,7 +71,16 @@ def deploy(
     account_id(session)  # missing or refused credentials fail here, readably
     container = {"PrimaryContainer": {"Image": image, "ModelDataUrl": model_uri}}
     return _create(
-        session, container, role, name, options, environment, asynchronous, say, f"with {image}"
+        session,
+        container,
+        role,
+        name,
+        options,
+        environment,
+        asynchronous,
+        security,
+        say,
+        f"with {image}",
     )
 
 
@@ -77,6 +93,7 @@ def deploy_package(
     environment: Mapping[str, str] | None = None,
     say: Callable[[str], None] = print,
     asynchronous: AsyncOptions | None = None,
+    security: Security = NO_SECURITY,
 ) -> str:
     """Serve model package version `package` (its ARN) as `deploy` serves a model: the
     version must be Approved, or it is refused (with its status and the reason given for
@@ -90,7 +107,7 @@ def deploy_package(
     """
     from earthseg.aws.registry import deployable
 
-    environment = _server_environment(name, options, environment, asynchronous)
+    environment = _server_environment(name, options, environment, asynchronous, security)
     role = execution_role(role)
     account_id(session)  # missing or refused credentials fail here, readably
     version = deployable(session, package)
@@ -104,6 +121,7 @@ def deploy_package(
         options,
         environment,
         asynchronous,
+        security,
         say,
         f"with model package {version.group} version {version.version} ({images})",
     )
@@ -114,12 +132,21 @@ def _server_environment(
     options: EndpointOptions | None,
     environment: Mapping[str, str] | None,
     asynchronous: AsyncOptions | None,
+    security: Security,
 ) -> dict[str, str]:
     """The model server's environment, the name and endpoint kind checked first."""
     from earthseg.aws.async_inference import async_environment
 
     options = options or EndpointOptions()
     check_name(name, (ENDPOINT,), "--name")
+    if options.serverless is not None and security.model():
+        raise InputError(
+            "--serverless",
+            "cannot run in a VPC or with network isolation (SageMaker offers neither for "
+            "serverless endpoints)",
+            "deploy on instances (drop --serverless, choose --instance-type), or drop "
+            "--subnets, --security-groups and --network-isolation",
+        )
     environment = dict(environment or {})
     if options.allow_cpu:
         environment[ALLOW_CPU_ENV] = "true"
@@ -150,6 +177,7 @@ def _create(
     options: EndpointOptions | None,
     environment: dict[str, str],
     asynchronous: AsyncOptions | None,
+    security: Security,
     say: Callable[[str], None],
     serving: str,
 ) -> str:
@@ -162,30 +190,33 @@ def _create(
 
     options = options or EndpointOptions()
     endpoint = name_from_base(name)
+    tags = {"Tags": security.tag_list(name)}
     if environment:
         for container in [containers.get("PrimaryContainer"), *containers.get("Containers", [])]:
             if container is not None:
                 container["Environment"] = environment
+    instance_type = None if options.serverless is not None else options.instance_type
     config: dict[str, Any] = {
         "EndpointConfigName": endpoint,
         "ProductionVariants": [
             options.variant(endpoint, "endpoint" if asynchronous is None else "async")
         ],
+        **storage_key(security, instance_type, "KmsKeyId", "endpoint", say),
+        **tags,
     }
     if asynchronous is not None:
-        config["AsyncInferenceConfig"] = async_inference_config(session, asynchronous, endpoint)
+        config["AsyncInferenceConfig"] = async_inference_config(
+            session, asynchronous, endpoint, security
+        )
     client = session.client("sagemaker")
+    model = {"ModelName": endpoint, **containers, "ExecutionRoleArn": role, **security.model()}
     steps: list[tuple[str, str, dict[str, Any]]] = [
-        (
-            "model",
-            "create_model",
-            {"ModelName": endpoint, **containers, "ExecutionRoleArn": role},
-        ),
+        ("model", "create_model", {**model, **tags}),
         ("endpoint config", "create_endpoint_config", config),
         (
             "endpoint",
             "create_endpoint",
-            {"EndpointName": endpoint, "EndpointConfigName": endpoint},
+            {"EndpointName": endpoint, "EndpointConfigName": endpoint, **tags},
         ),
     ]
     for done, (kind, operation, request) in enumerate(steps):
@@ -199,8 +230,39 @@ def _create(
     if asynchronous is not None:
         output = config["AsyncInferenceConfig"]["OutputConfig"]
         say(f"  answers in {output['S3OutputPath']}, failures in {output['S3FailurePath']}")
-    _follow_endpoint(client, endpoint, say)
+    _follow_endpoint(session, client, endpoint, say)
     return endpoint
+
+
+def storage_key(
+    security: Security,
+    instance_type: str | None,
+    field: str,
+    what: str,
+    say: Callable[[str], None] = print,
+) -> dict[str, str]:
+    """`{field: the KMS key}` for the storage volume of `what` (an endpoint, a transform
+    job) on `instance_type` (None: serverless), where SageMaker takes one.
+
+    SageMaker refuses a volume key for instance types whose storage is NVMe instance
+    storage (g5, g6, p4d, p5, any family with a "d"), which their hardware encrypts, and a
+    serverless endpoint has no volume of its own: there the key is left out, and said so.
+    The SDK's `instance_supports_kms` keeps the list of such families.
+    """
+    from sagemaker.core.common_utils import instance_supports_kms
+
+    if not security.kms_key:
+        return {}
+    if instance_type is None:
+        say(f"kms_key: not sent as {field}: a serverless {what} has no storage volume to encrypt")
+        return {}
+    if not instance_supports_kms(instance_type):
+        say(
+            f"kms_key: not sent as {field}: {instance_type} stores on NVMe instance storage, "
+            "which its hardware encrypts, and SageMaker takes no key for it"
+        )
+        return {}
+    return security.kms(field)
 
 
 def is_async(session: boto3.Session, name: str) -> bool:
@@ -284,7 +346,11 @@ def _missing(error: ClientError) -> bool:
     )
 
 
-def _follow_endpoint(client: Any, name: str, say: Callable[[str], None]) -> None:
+def _follow_endpoint(
+    session: boto3.Session, client: Any, name: str, say: Callable[[str], None]
+) -> None:
+    from earthseg.aws.logs import show_failure_logs
+
     def describe() -> dict[str, Any]:
         return dict(call(client, "describe_endpoint", EndpointName=name))
 
@@ -298,9 +364,10 @@ def _follow_endpoint(client: Any, name: str, say: Callable[[str], None]) -> None
         f"delete it: earthseg delete --endpoint {name}",
     )
     if endpoint["EndpointStatus"] != "InService":
+        show_failure_logs(session, "endpoint", name, say)
         raise InputError(
             f"endpoint {name}",
             f"is {endpoint['EndpointStatus']}: {endpoint.get('FailureReason', 'no reason given')}",
-            f"read the model server's log in CloudWatch (/aws/sagemaker/Endpoints/{name}), "
-            f"correct it, and remove this endpoint: earthseg delete --endpoint {name}",
+            f"read the model server's log (earthseg logs --endpoint {name}), correct it, and "
+            f"remove this endpoint: earthseg delete --endpoint {name}",
         )

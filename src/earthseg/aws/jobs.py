@@ -4,7 +4,8 @@ until it settles.
 Following prints one line whenever the state changes, with the time since it started:
 readable on a terminal and in a CI log alike, unlike the SDK's full-screen panels. The
 poll goes through boto3 (`earthseg.aws.session.call`), so missing credentials read the same
-everywhere.
+everywhere. A job that fails shows the tail of its CloudWatch log (`earthseg.aws.logs`)
+before its reason, and names `earthseg logs --job` for the rest.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from earthseg.aws.logs import JOB_GROUPS, LogKind, show_failure_logs
 from earthseg.aws.session import call
 from earthseg.errors import InputError
 
@@ -98,7 +100,7 @@ class JobKind:
 
     noun: str  # "training job"
     api: str  # "training_job": describe_training_job, TrainingJobName, TrainingJobStatus
-    logs: str  # its CloudWatch log group
+    kind: LogKind  # "training": its CloudWatch log group (earthseg.aws.logs)
 
     @property
     def status_key(self) -> str:
@@ -108,8 +110,15 @@ class JobKind:
         return dict(call(client, f"describe_{self.api}", **{f"{_camel(self.api)}Name": name}))
 
 
-TRAINING_JOB = JobKind("training job", "training_job", "/aws/sagemaker/TrainingJobs")
-PROCESSING_JOB = JobKind("processing job", "processing_job", "/aws/sagemaker/ProcessingJobs")
+TRAINING_JOB = JobKind("training job", "training_job", "training")
+PROCESSING_JOB = JobKind("processing job", "processing_job", "processing")
+TRANSFORM_JOB = JobKind("transform job", "transform_job", "transform")
+JOB_KINDS = (TRAINING_JOB, PROCESSING_JOB, TRANSFORM_JOB)
+
+
+def failure_reason(job: dict[str, Any]) -> str:
+    """Why a job that ended failed, in SageMaker's words ("" if it gave none)."""
+    return str(job.get("FailureReason") or job.get("ExitMessage") or "")
 
 
 def follow_job(
@@ -119,9 +128,10 @@ def follow_job(
     state: Callable[[dict[str, Any]], str],
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Follow job `name` until it ends; its last description if it completed, else an
-    InputError carrying SageMaker's reason (what the image wrote to its failure file) and,
-    for a job with checkpoints, how a new job resumes it."""
+    """Follow job `name` until it ends; its last description if it completed. Else say
+    the tail of its log, and raise an InputError carrying SageMaker's reason (what the
+    image wrote to its failure file), how to read the whole log and, for a job with
+    checkpoints, how a new job resumes it."""
     client = session.client("sagemaker")
     what = f"{kind.noun} {name}"
     stop = f"aws sagemaker stop-{kind.api.replace('_', '-')} --{kind.api.replace('_', '-')}-name"
@@ -131,18 +141,19 @@ def follow_job(
         lambda job: job[kind.status_key] in JOB_ENDED,
         say,
         what,
-        f"follow it in the SageMaker console, or stop it: {stop} {name}",
+        f"follow it with `earthseg logs --job {name} --follow`, or stop it: {stop} {name}",
     )
     status = job[kind.status_key]
     if status != "Completed":
-        reason = job.get("FailureReason") or job.get("ExitMessage") or job.get("SecondaryStatus")
+        show_failure_logs(session, kind.kind, name, say)
+        reason = failure_reason(job) or job.get("SecondaryStatus")
         checkpoints = job.get("CheckpointConfig", {}).get("S3Uri")
         resume = f"; a new job given --checkpoints {checkpoints} resumes it" if checkpoints else ""
         raise InputError(
             what,
             f"ended {status}: {reason or 'no reason given'}",
-            "correct what the reason names and run it again; the full log is in CloudWatch "
-            f"({kind.logs}, streams {name}/algo-*){resume}",
+            f"correct what the reason names and run it again; the whole log: earthseg logs "
+            f"--job {name} (CloudWatch {JOB_GROUPS[kind.kind]}){resume}",
         )
     return job
 

@@ -20,6 +20,12 @@ unchanged step of a rerun is not paid for twice. Built with the SDK v3's own ste
 PipelineSession, one ModelTrainer for training and tuning alike); the registration is a
 step of our own whose arguments are exactly the CreateModelPackage request
 `earthseg.aws.registry` makes, so the registry commands read what it wrote.
+
+Every step's request carries what a locked-down account demands (`aws:` of run.yaml,
+earthseg.aws.security): the jobs their VPC, network isolation, inter-container encryption,
+the KMS key on volumes and outputs, and all of them, the new model version too, the tags
+naming the run. Prepare keeps its network when it fetches the imagery (`prepare_note`
+says so); Evaluate and the trainings are cut off when isolation is asked.
 """
 
 from __future__ import annotations
@@ -70,8 +76,9 @@ with sdk_default_region():
     from sagemaker.train.model_trainer import Mode
 
 from earthseg.aws import s3
-from earthseg.aws.processing import MAX_RUN_S, VOLUME_SIZE_GB
+from earthseg.aws.processing import MAX_RUN_S, VOLUME_SIZE_GB, processor_security
 from earthseg.aws.registry import lineage_metadata, model_package_request
+from earthseg.aws.training import job_networking, job_tags
 from earthseg.aws.tuning import encode, run_tuner, static_hyperparameters
 from earthseg.contracts import processing as mounts
 from earthseg.contracts.channels import REQUIRED
@@ -334,6 +341,18 @@ def _build(
     )
 
 
+def prepare_note(config: RunConfig) -> str | None:
+    """One line for a run asking for network isolation whose Prepare step fetches the
+    imagery: that step keeps its network (None: nothing to say)."""
+    if not config.aws.network_isolation or config.export.images is not None:
+        return None
+    where = " (in the VPC)" if config.aws.vpc is not None else ""
+    return (
+        f"aws.network_isolation: the {PREPARE} step fetches imagery from "
+        f"{config.imagery.url}, so it keeps its network{where}"
+    )
+
+
 def condition_path(metric: str) -> str:
     """Where in evaluation.json the Condition step finds `metric`: one the evaluation
     writes, or an InputError before anything is defined."""
@@ -347,17 +366,19 @@ def _prepare_args(
     session: PipelineSession,
     role: str,
 ) -> Any:
+    fetched = inputs.images_uri is None
     processor = _processor(
+        config,
         str(config.train.image),
         parameters.processing_instance,
         f"{config.name}-prepare",
         session,
         role,
+        isolated=not fetched,  # fetching the scenes needs the network
     )
     sources = {mounts.LABELS: parameters.labels_uri}
     if parameters.images_uri is not None:
         sources[mounts.IMAGES] = parameters.images_uri
-    fetched = inputs.images_uri is None
     arguments = [
         "prepare",
         *mounts.prepare_arguments(
@@ -416,12 +437,14 @@ def run_trainer(
 ) -> ModelTrainer:
     """The run's training job as a ModelTrainer: the training image on `train:`'s
     resources (managed spot when `train.spot`, resuming from `checkpoints` in S3), the
-    package's metric definitions, each job's model under `jobs`/<job name>/output/.
-    Values may be plain or pipeline variables; the data channels are given when it
-    runs (`training_channels`), so one trainer serves a Train step and a tuner alike."""
+    package's metric definitions, each job's model under `jobs`/<job name>/output/, and
+    `aws:`'s VPC, isolation, KMS key (volume and output) and tags. Values may be plain or
+    pipeline variables; the data channels are given when it runs (`training_channels`),
+    so one trainer serves a Train step and a tuner alike."""
     from earthseg.contracts.opt_ml import CHECKPOINTS, in_container
 
     resources = config.train
+    security = config.aws
     return ModelTrainer(
         training_mode=Mode.SAGEMAKER_TRAINING_JOB,
         sagemaker_session=session,
@@ -432,19 +455,22 @@ def run_trainer(
             instance_type=instance_type,
             instance_count=resources.instances,
             volume_size_in_gb=resources.volume_size_gb,
+            volume_kms_key_id=security.kms_key,
             enable_managed_spot_training=resources.spot,
         ),
         stopping_condition=StoppingCondition(
             max_runtime_in_seconds=resources.max_run_s,
             max_wait_time_in_seconds=resources.wait_s if resources.spot else None,
         ),
-        output_data_config=OutputDataConfig(s3_output_path=str(jobs)),
+        output_data_config=OutputDataConfig(s3_output_path=str(jobs), kms_key_id=security.kms_key),
         checkpoint_config=CheckpointConfig(
             s3_uri=checkpoints, local_path=in_container(CHECKPOINTS)
         ),
         hyperparameters=dict(hyperparameters),
         training_input_mode="File",
         environment=dict(environment),
+        networking=job_networking(security),
+        tags=job_tags(security, config.name),
     ).with_metric_definitions(
         [MetricDefinition(name=item["Name"], regex=item["Regex"]) for item in METRIC_DEFINITIONS]
     )
@@ -472,11 +498,13 @@ def _evaluate_args(
     test: Any,
 ) -> Any:
     processor = _processor(
+        config,
         str(config.deploy.image),
         parameters.evaluation_instance,
         f"{config.name}-evaluate",
         session,
         role,
+        isolated=True,
     )
     arguments = ["evaluate", *mounts.evaluate_arguments(config.invoke.threshold)]
     return processor.run(
@@ -506,13 +534,23 @@ def _register_request(
         metadata=metadata,
         approval=parameters.approval,
         description=f"earthseg run {config.name}",
+        tags=config.aws.tag_list(config.name),
     )
 
 
 def _processor(
-    image: str, instance_type: Any, base_job_name: str, session: PipelineSession, role: str
+    config: RunConfig,
+    image: str,
+    instance_type: Any,
+    base_job_name: str,
+    session: PipelineSession,
+    role: str,
+    *,
+    isolated: bool,
 ) -> Processor:
-    """A one-instance Processing job in `image`, run through the image's own entrypoint."""
+    """A one-instance Processing job in `image`, run through the image's own entrypoint,
+    with the run's security settings (`isolated`: whether it may be cut off from the
+    network)."""
     return Processor(
         role=role,
         image_uri=image,
@@ -523,6 +561,7 @@ def _processor(
         base_job_name=base_job_name,
         entrypoint=list(mounts.IMAGE_ENTRYPOINT),
         sagemaker_session=session,
+        **processor_security(config.aws, config.name, isolated),
     )
 
 

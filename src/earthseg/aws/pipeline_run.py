@@ -13,7 +13,9 @@ The laptop need not stay awake: `--no-wait` leaves the execution running, and
 `earthseg pipeline --config run.yaml --follow` (or `--status RUN`) picks it up later.
 Everything lives under `aws.s3`/<name>/: the export as uploaded (export/), each training
 job's output (jobs/), and per execution the dataset, test scenes, checkpoints and
-evaluation.
+evaluation. In a locked-down account (`aws:`), the export is uploaded SSE-KMS under the
+run's key, and the pipeline and its model package group are tagged as its steps are; an
+execution that fails shows the tail of its failed job's log.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from botocore.exceptions import ClientError
 from earthseg.archives import extract
 from earthseg.atomic import atomic_file
 from earthseg.aws import jobs, s3
+from earthseg.aws.logs import LogKind, show_failure_logs
 from earthseg.aws.session import account_id, call
 from earthseg.contracts.processing import IMAGES, LABELS
 from earthseg.errors import InputError
@@ -113,7 +116,7 @@ def upload_export(
         uploads[inputs.images_uri] = config.export.images
     for uri, local in uploads.items():
         say(f"uploading {local} to {uri}")
-        s3.upload_folder(aws, Path(local), uri)
+        s3.upload_folder(aws, Path(local), uri, config.aws.s3_encryption())
 
 
 def write_definition(definition: dict[str, Any], folder: Path) -> Path:
@@ -144,7 +147,7 @@ def run_on_sagemaker(
     follow, fetch, report. Returns the report's folder (None: not waited for).
     `tuning` (`earthseg tune`): a Tune step in place of Train, its trials children of one
     MLflow run when the run is tracked."""
-    from earthseg.aws.pipeline_definition import PARENT_RUN_PARAMETER
+    from earthseg.aws.pipeline_definition import PARENT_RUN_PARAMETER, prepare_note
     from earthseg.aws.registry import ensure_group
     from earthseg.aws.session import open_session
 
@@ -159,6 +162,9 @@ def run_on_sagemaker(
             "detect: not part of the SageMaker Pipeline (--local runs only); run it with the "
             "registered model: earthseg detect --endpoint NAME or --transform IMAGE"
         )
+    note = prepare_note(config)
+    if note:
+        say(note)
     if dry_run:
         pipeline = define(
             config,
@@ -175,7 +181,8 @@ def run_on_sagemaker(
     definition = json.loads(pipeline.definition())
     path = write_definition(definition, folder)
     upload_export(config, aws, say)
-    ensure_group(aws, config.model_package_group, f"models of earthseg run {config.name}")
+    tags = config.aws.tag_list(config.name)
+    ensure_group(aws, config.model_package_group, f"models of earthseg run {config.name}", tags)
     existing = deployed_definition(aws, config.name)
     parent = open_parent_run(config, say) if tuning else parent_run(config, say)
     own = {PARENT_RUN_PARAMETER: parent.run_id} if parent.run_id else {}
@@ -188,7 +195,9 @@ def run_on_sagemaker(
             say(f"pipeline {config.name}: unchanged; this execution runs with {shown}")
             execution = pipeline.start(parameters={**values, **own} or None)
         else:
-            pipeline.upsert(role_arn=str(config.role), description=f"earthseg run {config.name}")
+            pipeline.upsert(
+                role_arn=str(config.role), description=f"earthseg run {config.name}", tags=tags
+            )
             execution = pipeline.start(parameters=own or None)
     except ClientError as error:
         parent.finish((), None, config.tune.objective, None, "FAILED")
@@ -325,13 +334,32 @@ def follow_and_fetch(
     finally:
         finish_parent_run(config, parent, leaderboard, status)
     if status != "Succeeded":
+        failed = failed_jobs(steps)
+        for kind, name in failed:
+            show_failure_logs(aws, kind, name, say)
+        logs = "".join(f"; its log: earthseg logs --job {name}" for _, name in failed)
         raise InputError(
             f"pipeline execution {arn}",
             f"ended {status}: {_failure(description, steps)}",
             f"the report of what did finish is in {report}; correct the cause and run again "
-            "(finished preprocessing is reused from the cache)",
+            f"(finished preprocessing is reused from the cache){logs}",
         )
     return report
+
+
+def failed_jobs(steps: list[dict[str, Any]]) -> list[tuple[LogKind, str]]:
+    """The training and processing jobs behind the execution's failed steps: what kind
+    of log each left, and its name."""
+    kinds: dict[str, LogKind] = {"TrainingJob": "training", "ProcessingJob": "processing"}
+    failed = []
+    for step in steps:
+        if step.get("StepStatus") != "Failed":
+            continue
+        metadata = step.get("Metadata", {})
+        for key, kind in kinds.items():
+            if key in metadata:
+                failed.append((kind, str(metadata[key]["Arn"]).rsplit("/", 1)[-1]))
+    return failed
 
 
 def follow_execution(aws: boto3.Session, arn: str, say: Callable[[str], None]) -> dict[str, Any]:

@@ -6,12 +6,17 @@ the export's images and labels in S3 are mounted at /opt/ml/processing/input/{im
 the dataset is written to /opt/ml/processing/output and uploaded to the output URI when
 the job ends, ready for `earthseg train --data`. The image's entry point maps
 `preprocess` to `earthseg preprocess`, which defaults to those mounts.
+
+A locked-down account's settings go on the job as on every Processing job the launcher
+and the pipeline make (`processor_security`): its NetworkConfig (preprocessing needs no
+network: isolated when isolation is asked), the key on its volume and outputs, its tags.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -21,10 +26,14 @@ from earthseg.aws.names import DEFAULT_NAME, PROCESSING_JOB, check_name
 from earthseg.aws.resources import ProcessingResources
 from earthseg.aws.role import execution_role
 from earthseg.aws.sdk import sdk_session
+from earthseg.aws.security import NO_SECURITY, Security
 from earthseg.aws.session import account_id
 from earthseg.contracts.processing import container_input, container_output
 from earthseg.errors import InputError
 from earthseg.preprocess.options import PreprocessOptions
+
+if TYPE_CHECKING:
+    from sagemaker.core.network import NetworkConfig
 
 MAX_RUN_S = 24 * 3600
 VOLUME_SIZE_GB = 30
@@ -49,10 +58,12 @@ def run_preprocess_job(
     role: str | None = None,
     name: str = DEFAULT_NAME,
     say: Callable[[str], None] = print,
+    security: Security = NO_SECURITY,
 ) -> PreprocessJobResult:
     """Run `earthseg preprocess OPTIONS` in `image` on the export in S3 as the Processing
     job `<name>-preprocess-<timestamp>`, and follow it to the end. A failed job raises an
-    InputError with SageMaker's reason."""
+    InputError with SageMaker's reason. `security`: the job's VPC, isolation, KMS key
+    (volume and dataset) and tags (the run named `name`)."""
     from sagemaker.core.processing import Processor
     from sagemaker.core.shapes import (
         ProcessingInput,
@@ -85,6 +96,7 @@ def run_preprocess_job(
         max_runtime_in_seconds=MAX_RUN_S,
         base_job_name=base_job_name,
         sagemaker_session=sdk_session(session),
+        **processor_security(security, name, isolated=True),
     )
     inputs = [
         ProcessingInput(
@@ -128,3 +140,32 @@ def run_preprocess_job(
         say,
     )
     return PreprocessJobResult(job_name, out.folder)
+
+
+def processor_security(security: Security, run: str, isolated: bool) -> dict[str, Any]:
+    """A Processor's keyword arguments for `security`: its NetworkConfig (`isolated`:
+    whether this job may be cut off from the network; one fetching imagery may not),
+    the key on its volume and outputs, and its tags (naming `run`)."""
+    return {
+        "network_config": network_config(security, isolated),
+        "volume_kms_key": security.kms_key,
+        "output_kms_key": security.kms_key,
+        "tags": security.tag_list(run),
+    }
+
+
+def network_config(security: Security, isolated: bool) -> NetworkConfig | None:
+    """`security.network_config(isolated)` as the SDK's NetworkConfig (None: nothing to
+    set)."""
+    from sagemaker.core.network import NetworkConfig
+
+    request = security.network_config(isolated)
+    if not request:
+        return None
+    vpc = request.get("VpcConfig") or {}
+    return NetworkConfig(
+        enable_network_isolation=request.get("EnableNetworkIsolation", False),
+        security_group_ids=vpc.get("SecurityGroupIds"),
+        subnets=vpc.get("Subnets"),
+        encrypt_inter_container_traffic=request.get("EnableInterContainerTrafficEncryption"),
+    )

@@ -103,11 +103,12 @@ def model_package_request(
     description: Any = "",
     realtime_instance_types: Sequence[Any] = REALTIME_INSTANCE_TYPES,
     transform_instance_types: Sequence[Any] = TRANSFORM_INSTANCE_TYPES,
+    tags: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The keyword arguments of `create_model_package` for a new version in `group`:
     `image` serving `model_uri` (a model.tar.gz), the evaluation JSON at `evaluation_uri`
     as its model quality statistics, `metadata` (None values left out) as its
-    CustomerMetadataProperties.
+    CustomerMetadataProperties, `tags` (`Security.tag_list`) as its Tags.
 
     Any value may be a SageMaker pipeline variable, resolved when the pipeline runs: it
     is put into the request as it is. Plain strings are checked against what SageMaker
@@ -158,6 +159,8 @@ def model_package_request(
     properties = _metadata(metadata or {})
     if properties:
         request["CustomerMetadataProperties"] = properties
+    if tags:
+        request["Tags"] = [dict(tag) for tag in tags]
     return request
 
 
@@ -292,8 +295,14 @@ def check_group(group: str, source: str) -> str:
     return group
 
 
-def ensure_group(session: boto3.Session, group: str, description: str = "") -> str:
-    """The ARN of model package group `group`, created when missing."""
+def ensure_group(
+    session: boto3.Session,
+    group: str,
+    description: str = "",
+    tags: Sequence[Mapping[str, str]] = (),
+) -> str:
+    """The ARN of model package group `group`, created when missing (with `tags`,
+    `Security.tag_list`; a group that exists keeps its own)."""
     check_group(group, "model package group")
     client = session.client("sagemaker")
     try:
@@ -305,9 +314,11 @@ def ensure_group(session: boto3.Session, group: str, description: str = "") -> s
     except ClientError as error:
         if not is_missing(error):
             raise jobs.refused(error, f"model package group {group}") from None
-    request = {"ModelPackageGroupName": group}
+    request: dict[str, Any] = {"ModelPackageGroupName": group}
     if description:
         request["ModelPackageGroupDescription"] = _check_text(description, "group description")
+    if tags:
+        request["Tags"] = [dict(tag) for tag in tags]
     try:
         return str(call(client, "create_model_package_group", **request)["ModelPackageGroupArn"])
     except ClientError as error:

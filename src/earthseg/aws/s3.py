@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,10 +129,16 @@ def resolve_root(session: boto3.Session, uri: str | None, source: str) -> S3Uri:
     return root
 
 
-def upload_folder(session: boto3.Session, folder: Path, s3_uri: str) -> str:
+def upload_folder(
+    session: boto3.Session,
+    folder: Path,
+    s3_uri: str,
+    encryption: Mapping[str, str] | None = None,
+) -> str:
     """Upload every file under `folder` to `s3_uri` (keys keep the relative paths);
     return the destination as a folder URI ("s3://bucket/prefix/"). A file (an export's
-    zip) goes into the destination folder by its name.
+    zip) goes into the destination folder by its name. `encryption`: PutObject's
+    server-side encryption arguments (`Security.s3_encryption`).
 
     A progress bar counts bytes (on a terminal, not in CI). An empty or missing folder
     is an error rather than an empty channel.
@@ -153,7 +159,7 @@ def upload_folder(session: boto3.Session, folder: Path, s3_uri: str) -> str:
     ) as progress:
         for path in files:
             target = destination.child(path.relative_to(folder).as_posix())
-            upload_file(session, path, target, progress.update)
+            upload_file(session, path, target, progress.update, encryption)
     return destination.folder
 
 
@@ -162,9 +168,11 @@ def upload_file(
     path: Path,
     destination: S3Uri,
     progress: Callable[[int], object] | None = None,
+    encryption: Mapping[str, str] | None = None,
 ) -> str:
     """Upload one file to the object `destination` (multipart and threaded when large);
-    `progress` is told each chunk's size. Returns the object's URI."""
+    `progress` is told each chunk's size; `encryption`: server-side encryption arguments
+    (SSE-KMS under the run's key, `Security.s3_encryption`). Returns the object's URI."""
     try:
         call(
             session.client("s3"),
@@ -174,6 +182,7 @@ def upload_file(
             Key=destination.key,
             Callback=progress,
             Config=TRANSFER,
+            ExtraArgs=dict(encryption or {}),
         )
     except (S3UploadFailedError, ClientError) as error:
         raise InputError(

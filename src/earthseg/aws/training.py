@@ -16,6 +16,11 @@ The job's environment carries what the launcher knows and the job cannot: where 
 the run in MLflow (`MLFLOW_TRACKING_URI`, `MLFLOW_EXPERIMENT_NAME`) and where the dataset
 lies (`EARTHSEG_DATASET_URI`); see earthseg.train.tracking.
 
+A locked-down account's settings (`Security`: VPC, KMS key, network isolation, tags) go
+into every job's request through `job_networking`, `job_tags` and the key on its volume
+and output, here and in the pipeline's and the tuner's trainers alike; a local run
+ignores them, saying so once.
+
 Checkpoints are on for every job: the image resumes from them, so a spot job that was
 interrupted continues where it stopped, and a new job given an old job's checkpoint URI
 continues that job. Channels are `FullyReplicated` also on several instances: every host
@@ -40,6 +45,7 @@ from earthseg.aws.names import DEFAULT_NAME, TRAINING_JOB, check_name
 from earthseg.aws.resources import TrainingResources
 from earthseg.aws.role import execution_role
 from earthseg.aws.sdk import sdk_session
+from earthseg.aws.security import NO_SECURITY, Security
 from earthseg.aws.session import account_id
 from earthseg.contracts.channels import check_channel_names
 from earthseg.contracts.opt_ml import CHECKPOINTS, in_container
@@ -54,6 +60,8 @@ from earthseg.train.tracking import (
 )
 
 if TYPE_CHECKING:
+    from sagemaker.core.shapes import Tag
+    from sagemaker.core.training.configs import Networking
     from sagemaker.train import ModelTrainer
 
 ROLE_FIX = "grant the role what the message lists, or pass another --role"
@@ -66,7 +74,8 @@ class TrainingSpec:
     `channels` maps channel names to S3 folder URIs (SageMaker) or local folders (local
     mode). Hyperparameters go to the job as SageMaker passes them (strings), and only
     those given: the image's defaults apply to the others. `environment`: the job's
-    environment variables (tracking, `job_environment`).
+    environment variables (tracking, `job_environment`). `security`: what a locked-down
+    account demands of the job (its tags name the run by `base_job_name`).
     """
 
     image: str
@@ -78,6 +87,7 @@ class TrainingSpec:
     checkpoint_uri: str | None = None
     base_job_name: str = DEFAULT_NAME
     environment: Mapping[str, str] = field(default_factory=dict)
+    security: Security = NO_SECURITY
 
     def __post_init__(self) -> None:
         check_channel_names(self.channels, "training channels")
@@ -122,6 +132,7 @@ def model_trainer(
         instance_count=resources.instances,
         volume_size_in_gb=resources.volume_size_gb,
         enable_managed_spot_training=resources.spot,
+        volume_kms_key_id=None if resources.local else spec.security.kms_key,
     )
     common: dict[str, Any] = {
         "training_image": spec.image,
@@ -176,11 +187,16 @@ def _cloud_trainer(
             sagemaker_session=sdk_session(session, root),
             role=role,
             stopping_condition=stopping,
-            output_data_config=OutputDataConfig(s3_output_path=str(root.child(spec.base_job_name))),
+            output_data_config=OutputDataConfig(
+                s3_output_path=str(root.child(spec.base_job_name)),
+                kms_key_id=spec.security.kms_key,
+            ),
             # s3_uri None: the SDK's <root>/<base job name>/<job>/checkpoints, per job.
             checkpoint_config=CheckpointConfig(
                 s3_uri=spec.checkpoint_uri, local_path=in_container(CHECKPOINTS)
             ),
+            networking=job_networking(spec.security),
+            tags=job_tags(spec.security, spec.base_job_name),
             **common,
         )
     except RoleValidationError as error:
@@ -188,6 +204,33 @@ def _cloud_trainer(
     return trainer.with_metric_definitions(
         [MetricDefinition(name=item["Name"], regex=item["Regex"]) for item in METRIC_DEFINITIONS]
     )
+
+
+def job_networking(security: Security) -> Networking | None:
+    """A ModelTrainer's `networking`: CreateTrainingJob's VpcConfig, EnableNetworkIsolation
+    and EnableInterContainerTrafficEncryption as `security.training_job()` gives them
+    (None: none of them)."""
+    from sagemaker.core.training.configs import Networking
+
+    request = security.training_job()
+    if not request:
+        return None
+    vpc = request.get("VpcConfig") or {}
+    return Networking(
+        subnets=vpc.get("Subnets"),
+        security_group_ids=vpc.get("SecurityGroupIds"),
+        enable_network_isolation=request.get("EnableNetworkIsolation"),
+        enable_inter_container_traffic_encryption=request.get(
+            "EnableInterContainerTrafficEncryption"
+        ),
+    )
+
+
+def job_tags(security: Security, run: str) -> list[Tag]:
+    """A ModelTrainer's `tags`: the run's name and the user's tags."""
+    from sagemaker.core.shapes import Tag
+
+    return [Tag(key=item["Key"], value=item["Value"]) for item in security.tag_list(run)]
 
 
 def run_training(
@@ -203,6 +246,7 @@ def run_training(
     """
     resources = spec.resources
     if resources.local:
+        spec.security.ignored_locally(say)
         return _run_local(spec, local_root)
     if session is None:
         raise ValueError(f"{resources.instance_type} runs on SageMaker: give a boto3 session")
@@ -234,18 +278,27 @@ def launch_training(
     checkpoints: str | None = None,
     say: Callable[[str], None] = print,
     environ: Mapping[str, str] = os.environ,
+    security: Security = NO_SECURITY,
 ) -> TrainingResult:
     """`earthseg train --image`: a training job on `data`, a dataset in S3 (an s3:// folder
     holding the channels) or a local dataset folder, uploaded first under `output` (default:
     the SageMaker default bucket), where the job writes too. With MLFLOW_TRACKING_URI in
-    `environ`, the job tracks there (`job_environment`)."""
+    `environ`, the job tracks there (`job_environment`). `security`: the job's VPC, KMS
+    key (also on the dataset uploaded: SSE-KMS), isolation and tags."""
     root = s3.resolve_root(session, output, "--output")
     if s3.is_s3_uri(data):
         location = s3.parse_s3_uri(data, "--data")
         channels = datasets.s3_channels(session, location)
         dataset = location.folder
     else:
-        uploaded = datasets.upload(session, Path(data), say=say, root=root, name=name)
+        uploaded = datasets.upload(
+            session,
+            Path(data),
+            say=say,
+            root=root,
+            name=name,
+            encryption=security.s3_encryption(),
+        )
         channels, dataset = uploaded.channels, uploaded.folder
     tracking_uri = environ.get(TRACKING_URI_ENV)
     if tracking_uri:
@@ -262,6 +315,7 @@ def launch_training(
         environment=job_environment(
             tracking_uri, environ.get(EXPERIMENT_ENV) or name, str(dataset)
         ),
+        security=security,
     )
     return run_training(session, spec, say=say)
 

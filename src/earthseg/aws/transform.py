@@ -35,6 +35,7 @@ from pydantic import Field, model_validator
 
 from earthseg.aws.names import DEFAULT_NAME, NameRule, check_name
 from earthseg.aws.resources import ALLOW_CPU_HELP, AMI_HELP, check_host
+from earthseg.aws.security import NO_SECURITY, Security
 from earthseg.contracts.serving import (
     GEOJSON,
     MAX_PAYLOAD_ENV,
@@ -204,19 +205,26 @@ def transform(
     *,
     name: str = DEFAULT_NAME,
     wait: bool = True,
+    security: Security = NO_SECURITY,
     say: Callable[[str], None] = print,
 ) -> TransformResult:
     """Run `image` serving `model` (a model.tar.gz in S3) over every scene under `input`
     (an S3 prefix, or one object) as a transform job writing under `output`; follow it to
     its end unless not `wait`, then delete its model.
 
-    Job and model share one name, `<name>-<timestamp>`. A job that fails raises an
-    InputError carrying SageMaker's FailureReason.
+    Job and model share one name, `<name>-<timestamp>`. A job that fails shows the tail of
+    its log and raises an InputError carrying SageMaker's FailureReason.
+
+    `security`: the model in its VPC and network isolation, the answers and the
+    instances' volumes under its KMS key (volumes where SageMaker takes one, see
+    earthseg.aws.endpoints.storage_key), model and job tagged.
     """
     from botocore.exceptions import ClientError
     from sagemaker.core.common_utils import name_from_base
 
     from earthseg.aws import jobs, s3
+    from earthseg.aws.endpoints import storage_key
+    from earthseg.aws.logs import show_failure_logs
     from earthseg.aws.role import execution_role
     from earthseg.aws.session import account_id, call
 
@@ -235,7 +243,13 @@ def transform(
 
     job = name_from_base(name)
     client = session.client("sagemaker")
-    request = job_request(job, input_uri, str(destination), options, options.resources())
+    tags = security.tag_list(name)
+    volume = storage_key(security, options.instance_type, "VolumeKmsKeyId", "transform job", say)
+    request = job_request(
+        job, input_uri, str(destination), options, {**options.resources(), **volume}
+    )
+    request["TransformOutput"].update(security.kms("KmsKeyId"))
+    request["Tags"] = tags
     try:
         call(
             client,
@@ -243,6 +257,8 @@ def transform(
             ModelName=job,
             PrimaryContainer=container(image, str(model_at), options),
             ExecutionRoleArn=role,
+            **security.model(),
+            Tags=tags,
         )
     except ClientError as error:
         raise jobs.refused(error, f"model {job}") from None
@@ -269,11 +285,13 @@ def transform(
     _delete_model(client, job, say)
     status = ended["TransformJobStatus"]
     if status != "Completed":
+        show_failure_logs(session, "transform", job, say)
         raise InputError(
             f"transform job {job}",
             f"ended {status}: {ended.get('FailureReason') or 'no reason given'}",
-            f"correct what the reason names and run it again; the log is in CloudWatch ({LOGS}, "
-            f"streams {job}/*: the data-log streams name each scene that failed)",
+            f"correct what the reason names and run it again; read its log with earthseg logs "
+            f"--job {job} (CloudWatch {LOGS}, streams {job}/*: the data-log streams name each "
+            "scene that failed)",
         )
     return result
 
@@ -365,7 +383,8 @@ def _follow(client: Any, job: str, say: Callable[[str], None]) -> dict[str, Any]
         lambda described: described["TransformJobStatus"] in JOB_ENDED,
         say,
         f"transform job {job}",
-        f"follow it in the SageMaker console, or stop it: aws sagemaker stop-transform-job "
+        f"follow it with earthseg logs --job {job} --follow, or stop it: "
+        f"aws sagemaker stop-transform-job "
         f"--transform-job-name {job}; once it ends, remove its model: "
         f"aws sagemaker delete-model --model-name {job}",
     )
@@ -396,11 +415,13 @@ def transform_local(
     output: Path | str,
     options: TransformOptions,
     *,
+    security: Security = NO_SECURITY,
     say: Callable[[str], None] = print,
 ) -> TransformResult:
     """The same job on this machine, through the SageMaker SDK's local mode: `image`
     serving `model` (a model folder or model.tar.gz) over the GeoTIFFs in the folder `input`
-    (or that one file), each answer written to `output/<file name>.out`.
+    (or that one file), each answer written to `output/<file name>.out`. The `security`
+    settings, SageMaker's, are ignored, and said so.
 
     Local mode runs one container and one request at a time whatever the options say. A
     scene the container refuses fails the job, as on SageMaker: the other scenes' answers
@@ -420,6 +441,7 @@ def transform_local(
     scenes_at = Path(input).resolve()
     destination = Path(output).resolve()
     scenes = _local_scenes(scenes_at, options)
+    security.ignored_locally(say)
     job = name_from_base(DEFAULT_NAME)
     with tempfile.TemporaryDirectory(
         prefix="earthseg-transform-", ignore_cleanup_errors=True

@@ -13,6 +13,10 @@ Pipeline's Tune step (under a PipelineSession) and a tuning job started directly
 
 Searched values travel as the static ones do, JSON-encoded strings ("0.001", "true"),
 which the training image reads back (`Hyperparameters.from_mapping`).
+
+A locked-down account's settings reach the trials as they reach a training job: the
+SDK's tuner carries the trainer's VPC, output key and tags over, and `Tuner` adds what
+it drops (network isolation, inter-container encryption, the volume's key).
 """
 
 from __future__ import annotations
@@ -144,14 +148,40 @@ def check_tuning(tune: TuneConfig) -> None:
     warm_start_config(tune.warm_start)
 
 
-def run_tuner(config: RunConfig, trainer: ModelTrainer) -> HyperparameterTuner:
+class Tuner(HyperparameterTuner):
+    """The SDK's tuner, whose trials are the ModelTrainer's training job in full.
+
+    Its TrainingJobDefinition (sagemaker.train.tuner, SDK 3.27) takes the trainer's VPC
+    and OutputDataConfig but drops EnableNetworkIsolation,
+    EnableInterContainerTrafficEncryption and ResourceConfig.VolumeKmsKeyId; a locked-down
+    account refuses trials without them.
+    """
+
+    def _build_training_job_definition(self, inputs: Any) -> Any:
+        definition = super()._build_training_job_definition(inputs)
+        trainer = self.model_trainer
+        networking = trainer.networking
+        if networking is not None:
+            if networking.enable_network_isolation is not None:
+                definition.enable_network_isolation = networking.enable_network_isolation
+            encryption = networking.enable_inter_container_traffic_encryption
+            if encryption is not None:
+                definition.enable_inter_container_traffic_encryption = encryption
+        volume_key = trainer.compute.volume_kms_key_id if trainer.compute else None
+        if volume_key is not None:
+            definition.resource_config.volume_kms_key_id = volume_key
+        return definition
+
+
+def run_tuner(config: RunConfig, trainer: ModelTrainer) -> Tuner:
     """The run's tuner over `trainer` (whose hyperparameters are the static ones): `.tune(
     inputs=channels)` starts a tuning job, or under a PipelineSession gives a Tune step's
     arguments. An InputError, before anything is sent, when there is nothing to search
-    or a warm start's name is malformed."""
+    or a warm start's name is malformed. The tuning job is tagged as the trainer's jobs
+    are (`aws.tags` and the run's name)."""
     tune = config.tune
     check_tuning(tune)
-    return HyperparameterTuner(
+    return Tuner(
         model_trainer=trainer,
         objective_metric_name=tune.metric_name,
         objective_type="Maximize" if tune.maximize else "Minimize",
@@ -163,6 +193,7 @@ def run_tuner(config: RunConfig, trainer: ModelTrainer) -> HyperparameterTuner:
         early_stopping_type="Auto" if tune.early_stopping else "Off",
         warm_start_config=warm_start_config(tune.warm_start),
         base_tuning_job_name=config.name,
+        tags=config.aws.tag_list(config.name),
     )
 
 

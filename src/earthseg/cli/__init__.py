@@ -19,6 +19,7 @@ from earthseg.cli import (
     doctor,
     evaluation,
     imagery,
+    logs,
     models,
     pipeline,
     push,
@@ -45,6 +46,7 @@ GROUPS = (
     transform,
     detect,
     pipeline,
+    logs,
     push,
     doctor,
 )

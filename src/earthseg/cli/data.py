@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 from earthseg.cli.options import (
     add_aws_options,
     add_model_options,
+    add_security_options,
     aws_session,
     model_from_args,
     refuse_unless,
+    security_from_args,
 )
 from earthseg.errors import InputError
 
@@ -65,6 +67,7 @@ def add_commands(commands: Any) -> None:
     job.add_argument("--image", help="the training image URI (as `make push` printed)")
     add_model_options(job, ProcessingResources)
     add_aws_options(job)
+    add_security_options(preprocess)
     preprocess.set_defaults(run=preprocess_export, launch_options=job)
 
 
@@ -99,6 +102,7 @@ def preprocess_export(args: argparse.Namespace) -> None:
     if args.processing:
         return _launch(args, options)
     refuse_unless(args, args.launch_options, "--processing", "they launch a SageMaker job")
+    security_from_args(args).ignored_locally()  # preprocessing here: no VPC, key or tags apply
     from earthseg.contracts import processing
     from earthseg.preprocess.dataset import build_dataset
 
@@ -145,6 +149,7 @@ def _launch(args: argparse.Namespace, options: PreprocessOptions) -> None:
         options,
         model_from_args(args, ProcessingResources),
         role=args.role,
+        security=security_from_args(args),
     )
     print(f"dataset: {result.output_uri}")
     print(f"train on it: earthseg train --image IMAGE --data {result.output_uri}")

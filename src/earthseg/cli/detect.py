@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from earthseg.cli.options import add_aws_options, add_model_options, model_from_args
+from earthseg.cli.options import (
+    SECURITY_FLAGS,
+    add_aws_options,
+    add_model_options,
+    add_security_options,
+    model_from_args,
+    security_from_args,
+)
 from earthseg.errors import InputError
+
+if TYPE_CHECKING:
+    from earthseg.aws.security import Security
 
 
 def add_commands(commands: Any) -> None:
@@ -76,6 +86,7 @@ def add_commands(commands: Any) -> None:
         "default: the newest AWS documents for the family)",
     )
     add_model_options(detect.add_argument_group("detection"), DetectOptions)
+    add_security_options(detect)
     add_aws_options(detect)
     detect.set_defaults(run=detect_events)
 
@@ -92,6 +103,7 @@ def detect_events(args: argparse.Namespace) -> int:
             "the model", f"{len(models)} given", "give one of --model, --url, --endpoint"
         )
     _check_transform(args)
+    security = _security(args)
     scenes = _scenes(args)
     session = None
     if args.endpoint is not None or (args.transform and not args.local):
@@ -112,6 +124,7 @@ def detect_events(args: argparse.Namespace) -> int:
             output=args.transform_output,
             instance_type=args.instance_type,
             ami_version=args.ami_version,
+            security=security,
         )
         identity = f"transform {args.transform} {args.model}"
         result = detect(scenes, AnswerModel(identity, answers, options, job), args.out, options)
@@ -124,6 +137,7 @@ def detect_events(args: argparse.Namespace) -> int:
             endpoint=args.endpoint,
             session=session,
             answers=answers,
+            encryption=security.s3_encryption(),
         ) as scene_model:
             result = detect(scenes, scene_model, args.out, options)
     files = result.catalogue
@@ -168,6 +182,29 @@ def _check_transform(args: argparse.Namespace) -> None:
         raise InputError("--transform-output", "is an S3 folder", "drop it with --local")
     if args.local and args.ami_version:
         raise InputError("--ami-version", "picks a SageMaker host", "drop it with --local")
+
+
+def _security(args: argparse.Namespace) -> Security:
+    """The security settings, for what detect makes on SageMaker: all of them for a
+    transform job; --kms-key alone for an endpoint (the scenes sent to an asynchronous one
+    through S3); none for a model run here, where they are said to be ignored."""
+    security: Security = security_from_args(args)
+    if args.transform:
+        return security  # a local job says itself that it ignores them
+    if args.endpoint is None:
+        security.ignored_locally()
+        return security
+    unused = [key for key in security.given() if key != "kms_key"]
+    if unused:
+        named = [flag for flag, path in SECURITY_FLAGS.items() if path.split(".")[0] in unused]
+        raise InputError(
+            ", ".join(named),
+            "apply to what detect creates on SageMaker (--transform), and --endpoint creates "
+            "nothing: the endpoint's own were set by earthseg deploy",
+            "drop them (--kms-key may stay: it encrypts the scenes sent to an asynchronous "
+            "endpoint)",
+        )
+    return security
 
 
 def _scenes(args: argparse.Namespace) -> list[Any]:

@@ -99,11 +99,11 @@ def aws_session(args: argparse.Namespace) -> Any:
     return open_session(args.region, args.profile)
 
 
-def name_value(text: str, option: str) -> tuple[str, str]:
+def name_value(text: str, option: str, example: str = "epochs=20") -> tuple[str, str]:
     """`NAME=VALUE` (a repeatable option's item) as a pair."""
     name, equals, value = text.partition("=")
     if not equals or not name.strip():
-        raise InputError(f"{option} {text}", "is not NAME=VALUE", f"write e.g. {option} epochs=20")
+        raise InputError(f"{option} {text}", "is not NAME=VALUE", f"write e.g. {option} {example}")
     return name.strip(), value.strip()
 
 
@@ -126,3 +126,87 @@ def _shown(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(str(part) for part in value)
     return str(value)
+
+
+SECURITY_FLAGS = {
+    "--subnets": "vpc.subnets",
+    "--security-groups": "vpc.security_groups",
+    "--kms-key": "kms_key",
+    "--network-isolation": "network_isolation",
+    "--inter-container-encryption": "inter_container_encryption",
+    "--tag": "tags",
+}
+
+
+def add_security_options(parser: argparse.ArgumentParser) -> None:
+    """A locked-down account's settings (run.yaml's `aws:` keys), as flags."""
+    group = parser.add_argument_group(
+        "locked-down accounts (run.yaml aws: vpc, kms_key, network_isolation, tags)"
+    )
+    group.add_argument(
+        "--subnets", metavar="IDS", help="VPC subnet IDs, comma-separated (subnet-...)"
+    )
+    group.add_argument(
+        "--security-groups", metavar="IDS", help="VPC security group IDs, comma-separated (sg-...)"
+    )
+    group.add_argument(
+        "--kms-key",
+        metavar="KEY",
+        help="customer-managed KMS key for volumes, outputs and S3 uploads: a key ARN, key ID, "
+        "alias/NAME or alias ARN",
+    )
+    group.add_argument(
+        "--network-isolation",
+        action="store_true",
+        default=None,
+        help="no network for the containers (EnableNetworkIsolation)",
+    )
+    group.add_argument(
+        "--inter-container-encryption",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="encrypt traffic between training instances (default: on with any other "
+        "setting of this group)",
+    )
+    group.add_argument(
+        "--tag",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a tag on every resource made, repeatable (earthseg:run=<name> is added)",
+    )
+
+
+def security_from_args(args: argparse.Namespace) -> Any:
+    """The `Security` the flags give (an InputError naming the flag at fault)."""
+    from earthseg.aws.security import Security
+
+    values: dict[str, Any] = {}
+    subnets, groups = _listed(args.subnets), _listed(args.security_groups)
+    if subnets is not None or groups is not None:
+        if subnets is None or groups is None:
+            missing = "--subnets" if subnets is None else "--security-groups"
+            raise InputError(
+                missing,
+                "is missing: a VPC needs both subnets and security groups",
+                "give --subnets and --security-groups together",
+            )
+        values["vpc"] = {"subnets": subnets, "security_groups": groups}
+    if args.kms_key is not None:
+        values["kms_key"] = args.kms_key
+    if args.network_isolation:
+        values["network_isolation"] = True
+    if args.inter_container_encryption is not None:
+        values["inter_container_encryption"] = args.inter_container_encryption
+    if args.tag:
+        values["tags"] = dict(name_value(item, "--tag", "project=dust") for item in args.tag)
+    flags = {dotted: option for option, dotted in SECURITY_FLAGS.items()}
+
+    def key(location: Location) -> str:
+        path = ".".join(str(part) for part in location[:2])
+        return flags.get(path) or flags.get(str(location[0])) or "the security options"
+
+    return validate(Security, values, key=key)
+
+
+def _listed(text: str | None) -> list[str] | None:
+    return None if text is None else [item.strip() for item in text.split(",") if item.strip()]

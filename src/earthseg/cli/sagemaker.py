@@ -11,10 +11,12 @@ from typing import Any
 from earthseg.cli.options import (
     add_aws_options,
     add_model_options,
+    add_security_options,
     aws_session,
     given_options,
     model_from_args,
     refuse_unless,
+    security_from_args,
 )
 from earthseg.cli.serving import add_prediction_options, scene_options, write_prediction
 from earthseg.errors import InputError
@@ -45,6 +47,7 @@ def add_commands(commands: Any) -> None:
         help="s3:// folder to upload to (default <default bucket>/earthseg/datasets/"
         "<folder>-<fingerprint>/)",
     )
+    add_kms_option(upload, "the uploaded objects")
     add_aws_options(upload, role=False)
     upload.set_defaults(run=upload_dataset)
 
@@ -88,6 +91,7 @@ def add_commands(commands: Any) -> None:
     )
     add_model_options(asynchronous, AsyncOptions, flags=ASYNC_FLAGS)
     add_model_options(deploy.add_argument_group("the model server"), ServerOptions)
+    add_security_options(deploy)
     add_aws_options(deploy)
     deploy.set_defaults(
         run=deploy_model,
@@ -120,14 +124,37 @@ def add_commands(commands: Any) -> None:
         help="send the scene whole (up to 1 GB) through S3 and wait for the answer there",
     )
     add_model_options(queued, AsyncInvocation, flags=ASYNC_FLAGS)
+    add_kms_option(queued, "the scene sent through S3")
     add_aws_options(invoke, role=False)
     invoke.set_defaults(run=invoke_endpoint, async_options=queued)
+
+
+def add_kms_option(parser: argparse._ActionsContainer, what: str) -> None:
+    """--kms-key alone, for commands that write to S3 but create no SageMaker resource
+    (a VPC, isolation or tags would have nothing to apply to)."""
+    parser.add_argument(
+        "--kms-key",
+        metavar="KEY",
+        help=f"encrypt {what} with this customer-managed KMS key (SSE-KMS): a key ARN, key "
+        "ID, alias/NAME or alias ARN",
+    )
+
+
+def s3_encryption(args: argparse.Namespace) -> dict[str, str]:
+    """--kms-key, checked, as S3 upload arguments (none without it)."""
+    from earthseg.aws.security import Security
+    from earthseg.validation import validate
+
+    if args.kms_key is None:
+        return {}
+    security = validate(Security, {"kms_key": args.kms_key}, key=lambda _: "--kms-key")
+    return security.s3_encryption()
 
 
 def upload_dataset(args: argparse.Namespace) -> None:
     from earthseg.aws.datasets import upload
 
-    uploaded = upload(aws_session(args), args.data, args.to)
+    uploaded = upload(aws_session(args), args.data, args.to, encryption=s3_encryption(args))
     for name, uri in {**uploaded.channels, "manifest": uploaded.manifest}.items():
         print(f"  {name:<10} {uri}")
     print(f"train on it: earthseg train --image IMAGE --data {uploaded.folder}")
@@ -166,12 +193,14 @@ def deploy_model(args: argparse.Namespace) -> None:
     else:
         refuse_unless(args, args.async_options, "--async", "they set up an asynchronous endpoint")
     server = model_from_args(args, ServerOptions)
+    security = security_from_args(args)
     session = aws_session(args)
     settings: dict[str, Any] = {
         "name": args.name or DEFAULT_NAME,
         "options": options,
         "environment": server.environment(),
         "asynchronous": asynchronous,
+        "security": security,
     }
     if served == "--model":
         endpoint = deploy(session, args.image, args.model, args.role, **settings)
@@ -259,6 +288,7 @@ def invoke_asynchronous(args: argparse.Namespace) -> None:
         )
     options = scene_options(args)  # checked before predicting
     invocation = model_from_args(args, AsyncInvocation, flags=ASYNC_FLAGS)
+    encryption = s3_encryption(args)
     session = aws_session(args)
     if not is_async(session, args.endpoint):
         raise InputError(
@@ -267,6 +297,12 @@ def invoke_asynchronous(args: argparse.Namespace) -> None:
             "drop --async",
         )
     with async_scene(
-        session, args.endpoint, args.image, options.threshold, invocation, args.out.parent
+        session,
+        args.endpoint,
+        args.image,
+        options.threshold,
+        invocation,
+        args.out.parent,
+        encryption=encryption,
     ) as scene:
         write_prediction(args, scene, options)

@@ -10,10 +10,12 @@ from typing import Any
 from earthseg.cli.options import (
     add_aws_options,
     add_model_options,
+    add_security_options,
     aws_session,
     model_from_args,
     name_value,
     refuse_unless,
+    security_from_args,
 )
 from earthseg.contracts.opt_ml import BASE_DIR_ENV
 from earthseg.errors import InputError
@@ -70,6 +72,7 @@ def add_commands(commands: Any) -> None:
     )
     job.add_argument("--name", help=f"base name of the job (default {DEFAULT_NAME})")
     add_aws_options(job)
+    add_security_options(train)
     train.set_defaults(run=train_model, launch_options=job)
 
 
@@ -77,6 +80,7 @@ def train_model(args: argparse.Namespace) -> int:
     if args.image:
         return _launch(args)
     refuse_unless(args, args.launch_options, "--image", "they launch a SageMaker job")
+    security_from_args(args).ignored_locally()  # training here: no VPC, key or tags apply
     if args.base_dir:
         os.environ[BASE_DIR_ENV] = str(args.base_dir.resolve())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
@@ -103,6 +107,7 @@ def _launch(args: argparse.Namespace) -> int:
         )
     pairs = [name_value(item, "--hyperparameter") for item in args.hyperparameter or []]
     resources = model_from_args(args, TrainingResources, flags=RESOURCE_FLAGS)
+    security = security_from_args(args)
     result = launch_training(
         aws_session(args),
         args.image,
@@ -113,6 +118,7 @@ def _launch(args: argparse.Namespace) -> int:
         role=args.role,
         output=args.output,
         checkpoints=args.checkpoints,
+        security=security,
     )
     if result.spot_saving is not None and resources.spot:
         print(

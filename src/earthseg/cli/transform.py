@@ -9,9 +9,11 @@ from typing import Any
 from earthseg.cli.options import (
     add_aws_options,
     add_model_options,
+    add_security_options,
     aws_session,
     given_options,
     model_from_args,
+    security_from_args,
 )
 from earthseg.errors import InputError
 
@@ -68,6 +70,7 @@ def add_commands(commands: Any) -> None:
         "--no-wait", action="store_true", help="start the job and return; the model stays"
     )
     add_aws_options(job)
+    add_security_options(transform)  # with --local: accepted, and said to be ignored
     transform.set_defaults(run=run_transform, sagemaker_options=job)
 
 
@@ -76,13 +79,16 @@ def run_transform(args: argparse.Namespace) -> None:
     from earthseg.aws.transform import TransformOptions, transform, transform_local
 
     options = model_from_args(args, TransformOptions, flags=FLAGS)
+    security = security_from_args(args)
     if args.local:
         remote = given_options(args, args.sagemaker_options)
         if remote:
             raise InputError(
                 ", ".join(remote), "apply to SageMaker jobs only", "drop them, or drop --local"
             )
-        result = transform_local(args.image, args.model, args.input, args.destination, options)
+        result = transform_local(
+            args.image, args.model, args.input, args.destination, options, security=security
+        )
     else:
         result = transform(
             aws_session(args),
@@ -94,6 +100,7 @@ def run_transform(args: argparse.Namespace) -> None:
             args.role,
             name=args.name or DEFAULT_NAME,
             wait=not args.no_wait,
+            security=security,
         )
     print(f"job:     {result.job_name}")
     print(f"answers: {len(result.outputs)} under {result.output}")

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from earthseg.detect.options import DetectOptions
 from earthseg.detect.scenes import SceneInput
 from earthseg.serve.scene import ScenePrediction
+
+if TYPE_CHECKING:
+    from earthseg.aws.security import Security
 
 
 class SceneModel(Protocol):
@@ -111,9 +114,11 @@ def open_model(
     endpoint: str | None = None,
     session: Any = None,
     answers: Path | None = None,
+    encryption: Mapping[str, str] | None = None,
 ) -> Iterator[SceneModel]:
     """The scene model for exactly one of `model` (a folder or model.tar.gz), `url`, or
-    `endpoint` (real-time or asynchronous, asked of SageMaker)."""
+    `endpoint` (real-time or asynchronous, asked of SageMaker; `encryption`: the S3
+    server-side encryption of the scenes an asynchronous one is sent)."""
     if model is not None:
         from earthseg.serve.artifact import model_folder
 
@@ -131,7 +136,10 @@ def open_model(
         if is_async(session, endpoint):
             assert answers is not None
             yield AnswerModel(
-                f"endpoint {endpoint}", answers, options, AsyncAnswers(session, endpoint)
+                f"endpoint {endpoint}",
+                answers,
+                options,
+                AsyncAnswers(session, endpoint, encryption),
             )
             return
         from earthseg.aws.invoke import EndpointTransport
@@ -144,8 +152,10 @@ def open_model(
 class AsyncAnswers:
     """Each scene through an asynchronous endpoint: to S3, InvokeEndpointAsync, answer."""
 
-    def __init__(self, session: Any, endpoint: str) -> None:
-        self.session, self.endpoint = session, endpoint
+    def __init__(
+        self, session: Any, endpoint: str, encryption: Mapping[str, str] | None = None
+    ) -> None:
+        self.session, self.endpoint, self.encryption = session, endpoint, encryption
 
     def prepare(self, scenes: Sequence[SceneInput], answers: Path) -> None:
         return None  # each scene is asked for when it is opened
@@ -153,7 +163,7 @@ class AsyncAnswers:
     def answer(self, scene: SceneInput, target: Path) -> None:
         from earthseg.aws.async_inference import invoke_async
 
-        invoke_async(self.session, self.endpoint, scene.path, target)
+        invoke_async(self.session, self.endpoint, scene.path, target, encryption=self.encryption)
 
 
 class TransformAnswers:
@@ -173,13 +183,16 @@ class TransformAnswers:
         output: str | None = None,
         instance_type: str | None = None,
         ami_version: str | None = None,
+        security: Security | None = None,
         say: Any = print,
     ) -> None:
+        from earthseg.aws.security import NO_SECURITY
         from earthseg.aws.transform import TransformOptions
         from earthseg.validation import validate
 
         self.image, self.model, self.scenes, self.local = image, model, scenes, local
         self.session, self.role, self.output, self.say = session, role, output, say
+        self.security = security or NO_SECURITY
         fields: dict[str, Any] = {"output": "probability"}
         if instance_type is not None:
             fields["instance_type"] = instance_type
@@ -223,7 +236,15 @@ class TransformAnswers:
             for scene in scenes:
                 (inputs / scene.path.name).symlink_to(scene.path.resolve())
             try:
-                transform_local(self.image, self.model, inputs, outputs, self.options, say=self.say)
+                transform_local(
+                    self.image,
+                    self.model,
+                    inputs,
+                    outputs,
+                    self.options,
+                    security=self.security,
+                    say=self.say,
+                )
             finally:
                 for scene in scenes:
                     answer = outputs / (scene.path.name + OUT_SUFFIX)
@@ -249,6 +270,7 @@ class TransformAnswers:
                 output,
                 self.options,
                 self.role,
+                security=self.security,
                 say=self.say,
             )
         finally:

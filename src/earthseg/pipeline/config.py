@@ -26,6 +26,7 @@ from earthseg.aws.names import (
 )
 from earthseg.aws.resources import EndpointOptions, ProcessingResources, TrainingResources
 from earthseg.aws.role import ROLE_ENV
+from earthseg.aws.security import Security
 from earthseg.contracts.serving import DEFAULT_MAX_PAYLOAD_MB
 from earthseg.detect.options import DetectOptions, parse_bbox, parse_dates
 from earthseg.errors import InputError
@@ -178,7 +179,10 @@ class TrackingConfig(Options):
         return uri
 
 
-class AwsConfig(Options):
+class AwsConfig(Security):
+    """Where and as whom SageMaker runs go, and what a locked-down account demands of them
+    (earthseg.aws.security)."""
+
     region: str | None = None
     profile: str | None = None
     role: str | None = None
@@ -272,7 +276,14 @@ class RunConfig(Options):
             raise InputError("the config", f"does not set {keys} for a SageMaker run", fixes)
         uri = self.tracking_uri(local=False)
         if uri:
-            check_cloud_uri(uri, "tracking.uri" if self.tracking.uri else TRACKING_URI_ENV)
+            source = "tracking.uri" if self.tracking.uri else TRACKING_URI_ENV
+            check_cloud_uri(uri, source)
+            if self.aws.network_isolation:
+                raise InputError(
+                    "aws.network_isolation",
+                    f"cuts the training job off from the MLflow tracking at {uri} ({source})",
+                    "drop network_isolation, or leave tracking unset for SageMaker runs",
+                )
 
     @property
     def role(self) -> str | None:

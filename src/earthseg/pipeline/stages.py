@@ -42,6 +42,7 @@ def run_config(path: Path, say: Callable[[str], None] = print, tuning: bool = Fa
     config = load_config(path)
     if tuning:
         config.tune.require_ranges()
+    config.aws.ignored_locally(say)  # no VPC, KMS key or tags on this machine
     folder = RunFolder(config.folder)
     return run_pipeline(config, LocalBackend(config, folder, say), folder, say, tuning)
 
