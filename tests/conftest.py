@@ -70,3 +70,11 @@ def test_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("model") / "model"
     export_seeded_model(folder)
     return folder
+
+
+# Runs after every other test: it checks what they all asked of AWS (tests/aws_emulator.py).
+LAST = "tests/test_iam_policy.py::test_every_call_the_launcher_made_is_allowed_to_the_caller"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.nodeid == LAST)

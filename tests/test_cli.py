@@ -38,6 +38,7 @@ def test_help_lists_every_subcommand_with_its_purpose() -> None:
         "pipeline",
         "tune",
         "logs",
+        "iam-policy",
         "push",
         "doctor",
     }

@@ -18,6 +18,7 @@ from earthseg.cli import (
     detect,
     doctor,
     evaluation,
+    iam_policy,
     imagery,
     logs,
     models,
@@ -47,6 +48,7 @@ GROUPS = (
     detect,
     pipeline,
     logs,
+    iam_policy,
     push,
     doctor,
 )
