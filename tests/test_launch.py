@@ -342,6 +342,9 @@ def test_training_refuses_bad_input_before_anything_is_created(
         ],
         "needs --image": ["train", "--data", data, "--spot"],
         "--base-dir": [*base, "--data", data, "--base-dir", "/tmp"],
+        "--instance-type: local_cpu is the SDK's local mode": [
+            *base, "--data", data, "--instance-type", "local_cpu"
+        ],
     }  # fmt: skip
     for expected, argv in cases.items():
         code, _, err = earthseg(capsys, *argv)

@@ -107,6 +107,14 @@ def _launch(args: argparse.Namespace) -> int:
         )
     pairs = [name_value(item, "--hyperparameter") for item in args.hyperparameter or []]
     resources = model_from_args(args, TrainingResources, flags=RESOURCE_FLAGS)
+    if resources.local:
+        raise InputError(
+            "--instance-type",
+            f"{resources.instance_type} is the SDK's local mode, which needs a run folder "
+            "`train --image` does not have",
+            "give a SageMaker instance type (e.g. ml.g5.xlarge), or train in the local "
+            "image with earthseg pipeline --local",
+        )
     security = security_from_args(args)
     result = launch_training(
         aws_session(args),
