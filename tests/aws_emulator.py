@@ -116,10 +116,8 @@ class Emulator:
 
     def received(self, operation: str) -> list[dict[str, Any]]:
         """The bodies of the SageMaker `operation` requests moto received, in order."""
-        recording = requests.get(f"{self.url}/moto-api/recorder/download-recording", timeout=10)
         bodies = []
-        for line in recording.text.splitlines():
-            entry = json.loads(line)
+        for entry in self.recording():
             if entry["headers"].get("X-Amz-Target") != f"SageMaker.{operation}":
                 continue
             body = entry["body"]
@@ -127,9 +125,22 @@ class Emulator:
         return bodies
 
     def recording(self) -> list[dict[str, Any]]:
-        """Every request moto recorded since the last reset, as it arrived."""
-        answer = requests.get(f"{self.url}/moto-api/recorder/download-recording", timeout=10)
-        return [json.loads(line) for line in answer.text.splitlines() if line.strip()]
+        """Every request moto recorded since the last reset, as it arrived.
+
+        Read object by object, not line by line: moto's recorder writes an entry and its
+        newline in two writes, so requests answered at once (a launcher and a stand-in
+        host) can leave two entries on one line and an empty one after."""
+        text = requests.get(f"{self.url}/moto-api/recorder/download-recording", timeout=10).text
+        decoder = json.JSONDecoder()
+        entries: list[dict[str, Any]] = []
+        position = 0
+        while True:
+            while position < len(text) and text[position].isspace():
+                position += 1
+            if position == len(text):
+                return entries
+            entry, position = decoder.raw_decode(text, position)
+            entries.append(entry)
 
     def collect_actions(self, test: str = "") -> None:
         """Add the IAM action of every request recorded since the last reset to `actions`,
