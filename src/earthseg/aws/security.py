@@ -174,37 +174,28 @@ class Security(Options):
     def training_job(self) -> dict[str, Any]:
         """The keys CreateTrainingJob (and a tuning's TrainingJobDefinition) takes at its
         top level: VPC, isolation, inter-container encryption."""
-        request: dict[str, Any] = {}
-        vpc = self.vpc_config()
-        if vpc:
-            request["VpcConfig"] = vpc
-        if self.network_isolation:
-            request["EnableNetworkIsolation"] = True
-        if self.encrypts_inter_container:
-            request["EnableInterContainerTrafficEncryption"] = True
-        return request
+        return self._network(isolated=True, encrypted=self.encrypts_inter_container)
 
     def network_config(self, isolated: bool) -> dict[str, Any]:
         """A Processing job's `NetworkConfig`; `isolated`: whether this job may be cut off
         (a job fetching imagery may not)."""
-        config: dict[str, Any] = {}
-        vpc = self.vpc_config()
-        if vpc:
-            config["VpcConfig"] = vpc
-        if self.network_isolation and isolated:
-            config["EnableNetworkIsolation"] = True
-        if self.encrypts_inter_container:
-            config["EnableInterContainerTrafficEncryption"] = True
-        return config
+        return self._network(isolated, encrypted=self.encrypts_inter_container)
 
     def model(self) -> dict[str, Any]:
         """The keys CreateModel takes: VPC and isolation of the serving container."""
+        return self._network(isolated=True, encrypted=False)
+
+    def _network(self, isolated: bool, encrypted: bool) -> dict[str, Any]:
+        """VpcConfig, EnableNetworkIsolation and EnableInterContainerTrafficEncryption, as
+        the job and model APIs all name them; only those that apply."""
         request: dict[str, Any] = {}
         vpc = self.vpc_config()
         if vpc:
             request["VpcConfig"] = vpc
-        if self.network_isolation:
+        if self.network_isolation and isolated:
             request["EnableNetworkIsolation"] = True
+        if encrypted:
+            request["EnableInterContainerTrafficEncryption"] = True
         return request
 
     def kms(self, key: str) -> dict[str, str]:
