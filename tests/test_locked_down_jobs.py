@@ -45,6 +45,7 @@ from tests.test_pipeline_definition import (
     push_images,
     steps_by_name,
 )
+from tests.test_tuning_sagemaker import TUNING_JOB, summary
 
 SUBNETS = ["subnet-0123456789abcdef0", "subnet-0fedcba987654321f"]
 GROUP = "sg-0a1b2c3d"
@@ -221,15 +222,19 @@ def test_a_malformed_setting_is_refused_when_the_config_is_read(
     assert named in str(refused.value) and says in str(refused.value)
 
 
+@pytest.mark.parametrize("failed_step", [TRAIN, TUNE])
 def test_a_failed_step_shows_the_tail_of_its_jobs_log(
     aws_env: Emulator,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    failed_step: str,
 ) -> None:
-    """moto never runs an execution and has no ListPipelineExecutionSteps: the steps are
+    """moto never runs an execution and has no ListPipelineExecutionSteps (nor
+    ListTrainingJobsForHyperParameterTuningJob): the steps (and a tuning's trials) are
     scripted as SageMaker's API reference shapes them; the job's log is in moto's
-    CloudWatch Logs where SageMaker writes it."""
+    CloudWatch Logs where SageMaker writes it. A failed Tune step's log is its failed
+    trial's."""
     from moto.core.responses import ActionResult
     from moto.sagemaker.responses import SageMakerResponse
 
@@ -244,7 +249,11 @@ def test_a_failed_step_shows_the_tail_of_its_jobs_log(
     folder = tmp_path / "runs" / "tiny"
     folder.mkdir(parents=True)
     (folder / EXECUTION_FILE).write_text(json.dumps({"execution": arn}))
-    job = "pipelines-a1b2c3d4e5-Train-0123456789"
+    job = (
+        "pipelines-a1b2c3d4e5-Train-0123456789"
+        if failed_step == TRAIN
+        else f"{TUNING_JOB}-002-0a1b2c3d"
+    )
     logs = aws_env.client("logs")
     logs.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
     stream = f"{job}/algo-1-1700000000"
@@ -262,19 +271,58 @@ def test_a_failed_step_shows_the_tail_of_its_jobs_log(
     steps = [
         {"StepName": PREPARE, "StepStatus": "Succeeded"},
         {
-            "StepName": TRAIN,
+            "StepName": failed_step,
             "StepStatus": "Failed",
             "FailureReason": reason,
             "Metadata": {
                 "TrainingJob": {
                     "Arn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/{job}"
                 }
+            }
+            if failed_step == TRAIN
+            else {
+                "TuningJob": {
+                    "Arn": f"arn:aws:sagemaker:{REGION}:123456789012:"
+                    f"hyper-parameter-tuning-job/{TUNING_JOB}"
+                }
             },
         },
     ]
+    if failed_step == TUNE:  # the tuning job and its trial, which the follow-up describes
+        definition = {
+            "AlgorithmSpecification": {"TrainingImage": TRAIN_IMAGE, "TrainingInputMode": "File"},
+            "RoleArn": ROLE,
+            "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/jobs"},
+            "ResourceConfig": {
+                "InstanceType": "ml.g5.xlarge",
+                "InstanceCount": 1,
+                "VolumeSizeInGB": 30,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        }
+        sagemaker.create_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=TUNING_JOB,
+            HyperParameterTuningJobConfig={
+                "Strategy": "Bayesian",
+                "ResourceLimits": {"MaxNumberOfTrainingJobs": 1, "MaxParallelTrainingJobs": 1},
+            },
+            TrainingJobDefinition=definition,
+        )
+        sagemaker.create_training_job(TrainingJobName=job, **definition)
+    trials = [summary(job, "Failed", None, {})]
 
     def list_steps(self: SageMakerResponse) -> ActionResult:
         return ActionResult({"PipelineExecutionSteps": steps})
+
+    def list_trials(self: SageMakerResponse) -> ActionResult:
+        return ActionResult({"TrainingJobSummaries": trials})
+
+    monkeypatch.setattr(
+        SageMakerResponse,
+        "list_training_jobs_for_hyper_parameter_tuning_job",
+        list_trials,
+        raising=False,
+    )
 
     monkeypatch.setattr(
         SageMakerResponse, "list_pipeline_execution_steps", list_steps, raising=False
@@ -285,7 +333,7 @@ def test_a_failed_step_shows_the_tail_of_its_jobs_log(
     assert cli(["pipeline", "--config", str(config), "--follow"]) == 2
     followed = capsys.readouterr()
     assert "  MemoryError: batch_size 64 too big" in followed.out.splitlines()
-    assert f"ended Failed: {TRAIN}: {reason}" in followed.err
+    assert f"ended Failed: {failed_step}: {reason}" in followed.err
     assert f"earthseg logs --job {job}" in followed.err
 
 

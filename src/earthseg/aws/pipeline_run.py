@@ -49,6 +49,7 @@ DEFINITION_FILE = "pipeline.json"  # in the run folder: what goes to SageMaker
 EXECUTION_FILE = "execution.json"  # in the run folder: the execution last started
 EXECUTION_ENDED = ("Succeeded", "Failed", "Stopped")
 POLL_S = jobs.POLL_S
+FAILED_TRIALS_SHOWN = 3  # a failed tuning's trials whose logs are shown (they often fail alike)
 PARENT_RUN_STATUS = {"Succeeded": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
 
 
@@ -334,7 +335,7 @@ def follow_and_fetch(
     finally:
         finish_parent_run(config, parent, leaderboard, status)
     if status != "Succeeded":
-        failed = failed_jobs(steps)
+        failed = failed_jobs(aws, steps)
         for kind, name in failed:
             show_failure_logs(aws, kind, name, say)
         logs = "".join(f"; its log: earthseg logs --job {name}" for _, name in failed)
@@ -347,19 +348,38 @@ def follow_and_fetch(
     return report
 
 
-def failed_jobs(steps: list[dict[str, Any]]) -> list[tuple[LogKind, str]]:
-    """The training and processing jobs behind the execution's failed steps: what kind
-    of log each left, and its name."""
+def failed_jobs(aws: boto3.Session, steps: list[dict[str, Any]]) -> list[tuple[LogKind, str]]:
+    """The training and processing jobs behind the execution's failed steps (a failed
+    Tune step: its first failed trials), what kind of log each left, and its name."""
     kinds: dict[str, LogKind] = {"TrainingJob": "training", "ProcessingJob": "processing"}
-    failed = []
+    failed: list[tuple[LogKind, str]] = []
     for step in steps:
         if step.get("StepStatus") != "Failed":
             continue
         metadata = step.get("Metadata", {})
         for key, kind in kinds.items():
             if key in metadata:
-                failed.append((kind, str(metadata[key]["Arn"]).rsplit("/", 1)[-1]))
+                failed.append((kind, _arn_name(metadata[key]["Arn"])))
+        if "TuningJob" in metadata:
+            failed.extend(("training", name) for name in _failed_trials(aws, metadata))
     return failed
+
+
+def _failed_trials(aws: boto3.Session, metadata: dict[str, Any]) -> list[str]:
+    """The first failed trials of a Tune step's tuning job (none when they cannot be
+    listed: the step's own reason is said anyway)."""
+    from earthseg.aws.tuning import list_trials
+
+    try:
+        trials = list_trials(aws, _arn_name(metadata["TuningJob"]["Arn"]))
+    except InputError:
+        return []
+    names = [trial["TrainingJobName"] for trial in trials if trial["TrainingJobStatus"] == "Failed"]
+    return names[:FAILED_TRIALS_SHOWN]
+
+
+def _arn_name(arn: Any) -> str:
+    return str(arn).rsplit("/", 1)[-1]
 
 
 def follow_execution(aws: boto3.Session, arn: str, say: Callable[[str], None]) -> dict[str, Any]:
