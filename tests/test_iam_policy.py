@@ -27,6 +27,9 @@ from earthseg.cli import main as cli
 from earthseg.pipeline.config import load_config
 from tests.aws_emulator import Emulator, request_actions
 from tests.pipeline_runs import small_run
+from tests.test_pipeline_definition import SERVE_IMAGE as PUSHED_SERVE_IMAGE
+from tests.test_pipeline_definition import TRAIN_IMAGE as PUSHED_TRAIN_IMAGE
+from tests.test_pipeline_definition import push_images
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -504,22 +507,12 @@ def launch_pipeline(emulator: Emulator, folder: Path) -> None:
     """`earthseg pipeline --no-wait` of a small run against the emulator, its bucket and
     images made as `make push` would leave them."""
     bucket, region = "earthseg-runs", "us-east-1"
-    registry = f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com"
     emulator.client("s3").create_bucket(Bucket=bucket)
-    ecr = emulator.client("ecr")
-    for repository in ("earthseg-train", "earthseg-serve"):
-        ecr.create_repository(repositoryName=repository)
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"digest": f"sha256:{repository}"},
-            "layers": [],
-        }
-        ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag="gpu")
+    push_images(emulator)
     config = small_run(
         folder / "launched",
-        train={"image": f"{registry}/earthseg-train:gpu"},
-        deploy={"image": f"{registry}/earthseg-serve:gpu"},
+        train={"image": PUSHED_TRAIN_IMAGE},
+        deploy={"image": PUSHED_SERVE_IMAGE},
         aws={"s3": f"s3://{bucket}/pipelines", "role": ROLE, "region": region},
     )
     assert cli(["pipeline", "--config", str(config), "--no-wait"]) == 0
